@@ -1,0 +1,12 @@
+package dev.mcpstack.shared;
+
+/**
+ * Why a task (or one attempt of it) failed. {@code upstreamStatus} is the runner's HTTP status when
+ * there was one, 0 otherwise.
+ */
+public record TaskError(ErrorCode code, String message, int upstreamStatus)
+    implements CborSerializable {
+  public static TaskError of(ErrorCode code, String message) {
+    return new TaskError(code, message, 0);
+  }
+}

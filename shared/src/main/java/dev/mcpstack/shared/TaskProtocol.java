@@ -1,0 +1,46 @@
+package dev.mcpstack.shared;
+
+import java.time.Instant;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
+
+/**
+ * The task entity's protocol, shared by the api-node (which sends) and the worker-node (which hosts
+ * the sharded entities). Renaming {@link #TYPE_KEY} would orphan every stored task.
+ */
+public interface TaskProtocol {
+  EntityTypeKey<Command> TYPE_KEY = EntityTypeKey.create(Command.class, "Task");
+
+  /** Cluster role that hosts task entities. */
+  String WORKER_ROLE = "worker";
+
+  /** Everything a task entity accepts. The worker adds private commands of its own. */
+  interface Command extends CborSerializable {}
+
+  /**
+   * Start a task, or, when a task with this id exists, answer with it if the spec is the same
+   * (idempotent retry) or reject with {@link ErrorCode#CONFLICT}. {@code subscriber} may be null;
+   * when given it is subscribed before the first attempt starts, so a streaming client sees every
+   * delta.
+   */
+  record Submit(
+      TaskSpec spec,
+      String owner,
+      Instant deadline,
+      ActorRef<TaskUpdate> subscriber,
+      ActorRef<TaskReply> replyTo)
+      implements Command {}
+
+  /** The task as it stands, if {@code owner} owns it (else not found). */
+  record Get(String owner, ActorRef<TaskReply> replyTo) implements Command {}
+
+  /** Cancel the task if it has not finished; answers with the resulting view. */
+  record Cancel(String owner, ActorRef<TaskReply> replyTo) implements Command {}
+
+  /**
+   * Push every update of the task to {@code subscriber} until it is terminal; the first update is
+   * the current view. Answers like {@link Get}.
+   */
+  record Subscribe(String owner, ActorRef<TaskUpdate> subscriber, ActorRef<TaskReply> replyTo)
+      implements Command {}
+}

@@ -1,0 +1,41 @@
+package dev.mcpstack.worker;
+
+import com.typesafe.config.Config;
+import dev.mcpstack.worker.journal.Journal;
+import dev.mcpstack.worker.journal.RetentionCleaner;
+import dev.mcpstack.worker.runner.ModelRunnerClient;
+import dev.mcpstack.worker.task.TaskEntity;
+import dev.mcpstack.worker.task.TaskSettings;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Props;
+
+/**
+ * The worker role on one node: the model-runner client, sharded task entities and the retention
+ * cleaner. The journal schema must exist first ({@link Journal#ensureSchema}).
+ */
+public final class WorkerNode {
+  private final ModelRunnerClient client;
+
+  private WorkerNode(ModelRunnerClient client) {
+    this.client = client;
+  }
+
+  public static WorkerNode start(ActorSystem<?> system) {
+    Config config = system.settings().config();
+    ModelRunnerClient client = ModelRunnerClient.fromConfig(system, config);
+    if (client.upstreams().isEmpty()) {
+      system
+          .log()
+          .warn("no model runner configured (MODEL_RUNNER_URL or mcp.worker.upstreams): every task will fail");
+    }
+    TaskEntity.init(system, TaskSettings.fromConfig(config), client);
+    if (config.getBoolean("mcp.worker.retention.enabled")) {
+      system.systemActorOf(RetentionCleaner.periodic(config), "task-retention", Props.empty());
+    }
+    return new WorkerNode(client);
+  }
+
+  public ModelRunnerClient client() {
+    return client;
+  }
+}

@@ -1,0 +1,99 @@
+package dev.mcpstack.worker.metrics;
+
+import dev.mcpstack.shared.ErrorCode;
+import dev.mcpstack.shared.TaskKind;
+import dev.mcpstack.shared.TaskStatus;
+import java.time.Duration;
+import java.util.function.IntSupplier;
+import kamon.Kamon;
+import kamon.metric.Gauge;
+import kamon.metric.Histogram;
+import kamon.metric.MeasurementUnit;
+import kamon.metric.Metric;
+import kamon.tag.TagSet;
+
+/**
+ * The worker's metrics. Names and tags are an interface (docs/metrics.md); Prometheus sees them
+ * with {@code _total} on counters and {@code _seconds} on time histograms. Recording works whether
+ * or not Kamon's reporters were started.
+ */
+public final class WorkerMetrics {
+  private WorkerMetrics() {}
+
+  private static final Metric.Counter TASKS =
+      Kamon.counter("mcp.tasks", "Tasks that reached a terminal state, by kind and outcome");
+  private static final Metric.Counter ATTEMPTS =
+      Kamon.counter("mcp.task.attempts", "Attempts started, by task kind");
+  private static final Metric.Counter RETRIES =
+      Kamon.counter("mcp.task.retries", "Retries scheduled, by task kind and the error that caused them");
+  private static final Metric.Histogram UPSTREAM_LATENCY =
+      Kamon.histogram(
+          "mcp.upstream.latency",
+          "Time from sending a request to a model runner until its answer is complete",
+          MeasurementUnit.time().nanoseconds());
+  private static final Metric.Histogram UPSTREAM_TTFT =
+      Kamon.histogram(
+          "mcp.upstream.time.to.first.token",
+          "Time from sending a streamed request until its first content token",
+          MeasurementUnit.time().nanoseconds());
+  private static final Metric.Counter UPSTREAM_ERRORS =
+      Kamon.counter("mcp.upstream.errors", "Failed upstream calls, by upstream and error code");
+  private static final Metric.Gauge BREAKER =
+      Kamon.gauge("mcp.upstream.breaker.state", "Circuit breaker: 0 closed, 1 half-open, 2 open");
+  private static final Metric.Gauge QUEUE_DEPTH =
+      Kamon.gauge("mcp.upstream.queue.depth", "Calls waiting in an upstream's queue");
+  private static final Metric.Gauge IN_FLIGHT =
+      Kamon.gauge("mcp.upstream.in.flight", "Calls in flight to an upstream");
+
+  public static void taskFinished(TaskKind kind, TaskStatus outcome) {
+    TASKS
+        .withTags(TagSet.of("kind", kind.wireName()).withTag("outcome", outcome.wireName()))
+        .increment();
+  }
+
+  public static void attemptStarted(TaskKind kind) {
+    ATTEMPTS.withTag("kind", kind.wireName()).increment();
+  }
+
+  public static void retryScheduled(TaskKind kind, ErrorCode reason) {
+    RETRIES
+        .withTags(TagSet.of("kind", kind.wireName()).withTag("reason", reason.code()))
+        .increment();
+  }
+
+  public static void upstreamLatency(String upstream, String model, Duration d) {
+    record(UPSTREAM_LATENCY, upstream, model, d);
+  }
+
+  public static void timeToFirstToken(String upstream, String model, Duration d) {
+    record(UPSTREAM_TTFT, upstream, model, d);
+  }
+
+  public static void upstreamError(String upstream, ErrorCode code) {
+    UPSTREAM_ERRORS
+        .withTags(TagSet.of("upstream", upstream).withTag("code", code.code()))
+        .increment();
+  }
+
+  /** Per-upstream gauges, refreshed by the upstream itself whenever its state changes. */
+  public static UpstreamGauges upstreamGauges(String upstream) {
+    return new UpstreamGauges(
+        BREAKER.withTag("upstream", upstream),
+        QUEUE_DEPTH.withTag("upstream", upstream),
+        IN_FLIGHT.withTag("upstream", upstream));
+  }
+
+  private static void record(Metric.Histogram h, String upstream, String model, Duration d) {
+    Histogram instrument = h.withTags(TagSet.of("upstream", upstream).withTag("model", model));
+    instrument.record(Math.max(0, d.toNanos()));
+  }
+
+  public record UpstreamGauges(Gauge breaker, Gauge queueDepth, Gauge inFlight) {
+    public void update(int breakerState, IntSupplier queued, IntSupplier running) {
+      breaker.update(breakerState);
+      queueDepth.update(queued.getAsInt());
+      inFlight.update(running.getAsInt());
+    }
+  }
+
+}

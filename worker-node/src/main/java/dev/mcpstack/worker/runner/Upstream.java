@@ -1,0 +1,228 @@
+package dev.mcpstack.worker.runner;
+
+import dev.mcpstack.worker.metrics.WorkerMetrics;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
+import org.apache.pekko.Done;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.http.javadsl.Http;
+import org.apache.pekko.http.javadsl.model.HttpRequest;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
+import org.apache.pekko.http.javadsl.model.headers.Authorization;
+import org.apache.pekko.http.javadsl.settings.ClientConnectionSettings;
+import org.apache.pekko.http.javadsl.settings.ConnectionPoolSettings;
+import org.apache.pekko.pattern.CircuitBreaker;
+import org.apache.pekko.pattern.CircuitBreakerOpenException;
+import org.apache.pekko.stream.BoundedSourceQueue;
+import org.apache.pekko.stream.QueueOfferResult;
+import org.apache.pekko.stream.ThrottleMode;
+import org.apache.pekko.stream.javadsl.Sink;
+import org.apache.pekko.stream.javadsl.Source;
+
+/**
+ * One model runner behind a bounded queue, a throttle, a concurrency cap and a circuit breaker:
+ * {@code Source.queue → throttle → mapAsyncUnordered(maxConcurrency) → breaker → pooled HTTP}. A
+ * full queue or an open breaker fails at once with a retryable {@link UpstreamFailure}; nothing
+ * waits past its timeout.
+ */
+public final class Upstream {
+  private final UpstreamSettings settings;
+  private final ActorSystem<?> system;
+  private final Http http;
+  private final ConnectionPoolSettings pool;
+  private final CircuitBreaker breaker;
+  private final BoundedSourceQueue<Job<?>> queue;
+  private final AtomicInteger queued = new AtomicInteger();
+  private final AtomicInteger running = new AtomicInteger();
+  private final WorkerMetrics.UpstreamGauges gauges;
+
+  public Upstream(ActorSystem<?> system, UpstreamSettings settings) {
+    this.settings = settings;
+    this.system = system;
+    this.http = Http.get(system);
+    this.gauges = WorkerMetrics.upstreamGauges(settings.name());
+    this.pool =
+        ConnectionPoolSettings.create(system.classicSystem())
+            .withMaxConnections(settings.maxConcurrency())
+            .withMaxOpenRequests(powerOfTwoAtLeast(Math.max(32, settings.maxConcurrency() * 2)))
+            .withMaxRetries(0)
+            .withConnectionSettings(
+                ClientConnectionSettings.create(system.classicSystem())
+                    .withConnectingTimeout(settings.connectTimeout())
+                    .withIdleTimeout(settings.idleTimeout()));
+    this.breaker =
+        CircuitBreaker.create(
+                system.classicSystem().scheduler(),
+                settings.breakerMaxFailures(),
+                settings.requestTimeout().plusSeconds(5),
+                settings.breakerResetTimeout())
+            .addOnOpenListener(this::refreshGauges)
+            .addOnHalfOpenListener(this::refreshGauges)
+            .addOnCloseListener(this::refreshGauges);
+    Duration interval = Duration.ofNanos((long) (1_000_000_000L / settings.requestsPerSecond()));
+    this.queue =
+        Source.<Job<?>>queue(settings.queueSize())
+            .throttle(1, interval, Math.max(1, settings.burst()), ThrottleMode.shaping())
+            .mapAsyncUnordered(settings.maxConcurrency(), Job::run)
+            .to(Sink.ignore())
+            .run(system);
+    refreshGauges();
+  }
+
+  public String name() {
+    return settings.name();
+  }
+
+  public UpstreamSettings settings() {
+    return settings;
+  }
+
+  /** False while the breaker is open: the router prefers other upstreams then. */
+  public boolean available() {
+    return !breaker.isOpen();
+  }
+
+  public BreakerState breakerState() {
+    if (breaker.isOpen()) {
+      return BreakerState.OPEN;
+    }
+    return breaker.isHalfOpen() ? BreakerState.HALF_OPEN : BreakerState.CLOSED;
+  }
+
+  public int queueDepth() {
+    return queued.get();
+  }
+
+  public int inFlight() {
+    return running.get();
+  }
+
+  public enum BreakerState {
+    CLOSED,
+    HALF_OPEN,
+    OPEN
+  }
+
+  /**
+   * Queues a call; it runs when the throttle and the concurrency cap allow, through the breaker.
+   * The returned stage completes with the call's outcome, or fails at once if the breaker is open
+   * or the queue is full.
+   */
+  public <T> CompletionStage<T> submit(Supplier<CompletionStage<T>> call) {
+    if (breaker.isOpen()) {
+      return CompletableFuture.failedFuture(
+          UpstreamFailure.breakerOpen(name(), settings.breakerResetTimeout()));
+    }
+    Job<T> job = new Job<>(call);
+    queued.incrementAndGet();
+    QueueOfferResult offered = queue.offer(job);
+    if (!QueueOfferResult.enqueued().equals(offered)) {
+      queued.decrementAndGet();
+      return CompletableFuture.failedFuture(UpstreamFailure.queueFull(name()));
+    }
+    refreshGauges();
+    return job.promise;
+  }
+
+  /** Sends one request on this upstream's connection pool; connection failures are classified. */
+  CompletionStage<HttpResponse> send(HttpRequest request, Duration headersTimeout) {
+    HttpRequest withAuth =
+        settings.apiKey().isEmpty()
+            ? request
+            : request.addHeader(Authorization.oauth2(settings.apiKey()));
+    CompletableFuture<HttpResponse> response =
+        http.singleRequest(withAuth, http.defaultClientHttpsContext(), pool, system.classicSystem().log())
+            .toCompletableFuture()
+            .copy()
+            .orTimeout(headersTimeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+    return response.exceptionallyCompose(
+        e -> {
+          Throwable cause = unwrap(e);
+          if (cause instanceof UpstreamFailure) {
+            return CompletableFuture.failedFuture(cause);
+          }
+          if (cause instanceof TimeoutException) {
+            return CompletableFuture.failedFuture(
+                UpstreamFailure.timeout(name(), "no response headers", headersTimeout));
+          }
+          return CompletableFuture.failedFuture(UpstreamFailure.unreachable(name(), cause));
+        });
+  }
+
+  String url(String path) {
+    return settings.baseUrl() + path;
+  }
+
+  ActorSystem<?> system() {
+    return system;
+  }
+
+  private boolean countsAsFailure(Object ignoredResult, Throwable failure) {
+    if (failure == null) {
+      return false;
+    }
+    Throwable cause = unwrap(failure);
+    return !(cause instanceof UpstreamFailure uf) || uf.countsAgainstBreaker();
+  }
+
+  private void refreshGauges() {
+    gauges.update(breakerState().ordinal(), queued::get, running::get);
+  }
+
+  static Throwable unwrap(Throwable t) {
+    Throwable cause = t;
+    while (cause instanceof CompletionException && cause.getCause() != null) {
+      cause = cause.getCause();
+    }
+    return cause;
+  }
+
+  private static int powerOfTwoAtLeast(int n) {
+    int p = 1;
+    while (p < n) {
+      p <<= 1;
+    }
+    return p;
+  }
+
+  private final class Job<T> {
+    private final Supplier<CompletionStage<T>> call;
+    private final CompletableFuture<T> promise = new CompletableFuture<>();
+
+    Job(Supplier<CompletionStage<T>> call) {
+      this.call = call;
+    }
+
+    CompletionStage<Done> run() {
+      queued.decrementAndGet();
+      running.incrementAndGet();
+      refreshGauges();
+      CompletionStage<T> outcome =
+          breaker.callWithCircuitBreakerCS(
+              call::get,
+              (result, failure) -> countsAsFailure(result.orElse(null), failure.orElse(null)));
+      return outcome.handle(
+          (value, failure) -> {
+            running.decrementAndGet();
+            refreshGauges();
+            if (failure == null) {
+              promise.complete(value);
+            } else {
+              Throwable cause = unwrap(failure);
+              if (cause instanceof CircuitBreakerOpenException) {
+                cause = UpstreamFailure.breakerOpen(name(), settings.breakerResetTimeout());
+              } else if (cause instanceof TimeoutException) {
+                cause = UpstreamFailure.timeout(name(), "call", settings.requestTimeout());
+              }
+              promise.completeExceptionally(cause);
+            }
+            return Done.getInstance();
+          });
+    }
+  }
+}

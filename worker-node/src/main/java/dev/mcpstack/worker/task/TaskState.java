@@ -1,0 +1,111 @@
+package dev.mcpstack.worker.task;
+
+import com.fasterxml.jackson.annotation.JsonIgnore;
+import dev.mcpstack.shared.CborSerializable;
+import dev.mcpstack.shared.TaskError;
+import dev.mcpstack.shared.TaskResult;
+import dev.mcpstack.shared.TaskSpec;
+import dev.mcpstack.shared.TaskStatus;
+import dev.mcpstack.shared.TaskView;
+import dev.mcpstack.worker.task.TaskEntity.AttemptFailed;
+import dev.mcpstack.worker.task.TaskEntity.AttemptStarted;
+import dev.mcpstack.worker.task.TaskEntity.TaskCancelled;
+import dev.mcpstack.worker.task.TaskEntity.TaskFailed;
+import dev.mcpstack.worker.task.TaskEntity.TaskSubmitted;
+import dev.mcpstack.worker.task.TaskEntity.TaskSucceeded;
+import java.time.Instant;
+
+/**
+ * A task's durable state, rebuilt from its events. Blank ({@code spec == null}) until submitted.
+ * Immutable: every event yields a new state.
+ */
+public record TaskState(
+    String id,
+    TaskSpec spec,
+    String owner,
+    TaskStatus status,
+    int attempts,
+    Instant createdAt,
+    Instant updatedAt,
+    Instant deadline,
+    Instant nextAttemptAt,
+    TaskResult result,
+    TaskError error)
+    implements CborSerializable {
+
+  public static TaskState blank(String id) {
+    return new TaskState(id, null, null, null, 0, null, null, null, null, null, null);
+  }
+
+  @JsonIgnore
+  public boolean isBlank() {
+    return spec == null;
+  }
+
+  @JsonIgnore
+  public boolean isActive() {
+    return spec != null && !status.isTerminal();
+  }
+
+  @JsonIgnore
+  public boolean isFinished() {
+    return spec != null && status.isTerminal();
+  }
+
+  public boolean ownedBy(String who) {
+    return owner != null && owner.equals(who);
+  }
+
+  public TaskView toView() {
+    return new TaskView(
+        id,
+        spec == null ? null : spec.kind(),
+        spec == null ? null : spec.model(),
+        owner,
+        status,
+        attempts,
+        createdAt,
+        updatedAt,
+        deadline,
+        nextAttemptAt,
+        result,
+        error);
+  }
+
+  TaskState submitted(TaskSubmitted e) {
+    return new TaskState(
+        id, e.spec(), e.owner(), TaskStatus.QUEUED, 0, e.at(), e.at(), e.deadline(), null, null,
+        null);
+  }
+
+  TaskState attemptStarted(AttemptStarted e) {
+    return new TaskState(
+        id, spec, owner, TaskStatus.RUNNING, e.attempt(), createdAt, e.at(), deadline, null, null,
+        error);
+  }
+
+  TaskState attemptFailed(AttemptFailed e) {
+    TaskStatus next = e.nextAttemptAt() == null ? status : TaskStatus.RETRY_SCHEDULED;
+    return new TaskState(
+        id, spec, owner, next, attempts, createdAt, e.at(), deadline, e.nextAttemptAt(), null,
+        e.error());
+  }
+
+  TaskState succeeded(TaskSucceeded e) {
+    return new TaskState(
+        id, spec, owner, TaskStatus.SUCCEEDED, attempts, createdAt, e.at(), deadline, null,
+        e.result(), null);
+  }
+
+  TaskState failed(TaskFailed e) {
+    return new TaskState(
+        id, spec, owner, TaskStatus.FAILED, attempts, createdAt, e.at(), deadline, null, null,
+        e.error());
+  }
+
+  TaskState cancelled(TaskCancelled e) {
+    return new TaskState(
+        id, spec, owner, TaskStatus.CANCELLED, attempts, createdAt, e.at(), deadline, null, null,
+        error);
+  }
+}
