@@ -29,6 +29,7 @@ public final class WorkerNode {
           .warn("no model runner configured (MODEL_RUNNER_URL or mcp.worker.upstreams): every task will fail");
     }
     TaskEntity.init(system, TaskSettings.fromConfig(config), client);
+    system.systemActorOf(WorkerInfo.create(client, config), "worker-info", Props.empty());
     if (config.getBoolean("mcp.worker.retention.enabled")) {
       system.systemActorOf(RetentionCleaner.periodic(config), "task-retention", Props.empty());
     }

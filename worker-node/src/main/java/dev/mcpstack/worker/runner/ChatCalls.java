@@ -82,6 +82,12 @@ final class ChatCalls {
         });
   }
 
+  /** A GET outside the queue (catalog look-ups must not wait behind chat traffic). */
+  CompletionStage<JsonNode> getJson(Upstream u, String path) {
+    return u.send(org.apache.pekko.http.javadsl.model.HttpRequest.GET(u.url(path)), u.settings().connectTimeout().plusSeconds(3))
+        .thenCompose(response -> readJson(u, response));
+  }
+
   /** A whole JSON body; a non-2xx status becomes a classified {@link UpstreamFailure}. */
   private CompletionStage<JsonNode> readJson(Upstream u, HttpResponse response) {
     return response

@@ -254,6 +254,38 @@ public final class ModelRunnerClient implements AttemptRunner {
             });
   }
 
+  /**
+   * Model ids per upstream: the configured list, or what the runner's {@code GET /models} reports
+   * when none is configured. Upstreams that cannot answer are left out.
+   */
+  public CompletionStage<Map<String, List<String>>> listModels() {
+    List<CompletableFuture<Map.Entry<String, List<String>>>> perUpstream =
+        upstreams.stream()
+            .map(
+                u -> {
+                  if (!u.settings().models().isEmpty()) {
+                    return CompletableFuture.completedFuture(Map.entry(u.name(), u.settings().models()));
+                  }
+                  return chat.getJson(u, "/models")
+                      .thenApply(
+                          json -> {
+                            List<String> ids = new ArrayList<>();
+                            json.path("data").forEach(m -> ids.add(m.path("id").asText()));
+                            return Map.entry(u.name(), List.copyOf(ids));
+                          })
+                      .toCompletableFuture()
+                      .exceptionally(e -> Map.entry(u.name(), List.<String>of()));
+                })
+            .toList();
+    return CompletableFuture.allOf(perUpstream.toArray(CompletableFuture[]::new))
+        .thenApply(
+            done -> {
+              Map<String, List<String>> byUpstream = new TreeMap<>();
+              perUpstream.forEach(f -> byUpstream.put(f.join().getKey(), f.join().getValue()));
+              return byUpstream;
+            });
+  }
+
   static HttpRequest jsonPost(String url, JsonNode body) {
     try {
       return HttpRequest.POST(url)

@@ -73,6 +73,7 @@ public final class TaskEntity
     INSTANCE
   }
 
+  /** Stops an entity that has no work left (finished, or blank). */
   enum PassivateFinished implements Command {
     INSTANCE
   }
@@ -208,6 +209,7 @@ public final class TaskEntity
         .onCommand(Get.class, (s, c) -> unknownTask(c.replyTo()))
         .onCommand(Cancel.class, (s, c) -> unknownTask(c.replyTo()))
         .onCommand(Subscribe.class, (s, c) -> unknownTask(c.replyTo()))
+        .onCommand(PassivateFinished.class, this::onPassivate)
         .onAnyCommand(c -> Effect().noReply());
     builder
         .forState(TaskState::isActive)
@@ -238,12 +240,10 @@ public final class TaskEntity
     Instant deadline = effectiveDeadline(cmd.deadline(), now);
     if (!deadline.isAfter(now)) {
       return Effect()
-          .stop()
-          .thenReply(
+          .reply(
               cmd.replyTo(),
-              s ->
-                  new TaskReply.Rejected(
-                      TaskError.of(ErrorCode.TIMEOUT, "the task's deadline has already passed")));
+              new TaskReply.Rejected(
+                  TaskError.of(ErrorCode.TIMEOUT, "the task's deadline has already passed")));
     }
     if (cmd.subscriber() != null) {
       subscribers.add(cmd.subscriber());
@@ -555,7 +555,8 @@ public final class TaskEntity
             state -> {
               if (state.isActive()) {
                 ctx.getSelf().tell(ResumeAfterRecovery.INSTANCE);
-              } else if (state.isFinished()) {
+              } else {
+                // finished, or never submitted (a look-up of an unknown id): stop after a while
                 timers.startSingleTimer(
                     PASSIVATE_TIMER, PassivateFinished.INSTANCE, settings.passivateFinishedAfter());
               }

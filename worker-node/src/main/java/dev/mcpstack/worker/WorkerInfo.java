@@ -1,0 +1,83 @@
+package dev.mcpstack.worker;
+
+import com.typesafe.config.Config;
+import dev.mcpstack.shared.WorkerInfoProtocol;
+import dev.mcpstack.shared.WorkerInfoProtocol.CheckHealth;
+import dev.mcpstack.shared.WorkerInfoProtocol.Command;
+import dev.mcpstack.shared.WorkerInfoProtocol.ListModels;
+import dev.mcpstack.shared.WorkerInfoProtocol.ModelInfo;
+import dev.mcpstack.shared.WorkerInfoProtocol.ModelList;
+import dev.mcpstack.shared.WorkerInfoProtocol.WorkerHealth;
+import dev.mcpstack.worker.journal.JournalHealth;
+import dev.mcpstack.worker.runner.ModelRunnerClient;
+import dev.mcpstack.worker.runner.Upstream;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.DispatcherSelector;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+
+/** Answers api-nodes about this worker: its models and its health. Registered with the receptionist. */
+final class WorkerInfo {
+  private WorkerInfo() {}
+
+  static Behavior<Command> create(ModelRunnerClient client, Config config) {
+    return Behaviors.setup(
+        ctx -> {
+          ctx.getSystem()
+              .receptionist()
+              .tell(Receptionist.register(WorkerInfoProtocol.SERVICE_KEY, ctx.getSelf()));
+          Executor blocking = ctx.getSystem().dispatchers().lookup(DispatcherSelector.blocking());
+          return Behaviors.receive(Command.class)
+              .onMessage(
+                  ListModels.class,
+                  msg -> {
+                    client
+                        .listModels()
+                        .thenApply(WorkerInfo::byModel)
+                        .whenComplete(
+                            (list, e) -> msg.replyTo().tell(e == null ? list : new ModelList(List.of())));
+                    return Behaviors.same();
+                  })
+              .onMessage(
+                  CheckHealth.class,
+                  msg -> {
+                    CompletableFuture.supplyAsync(() -> JournalHealth.reachable(config), blocking)
+                        .whenComplete(
+                            (journalOk, e) -> msg.replyTo().tell(health(client, Boolean.TRUE.equals(journalOk))));
+                    return Behaviors.same();
+                  })
+              .build();
+        });
+  }
+
+  private static WorkerHealth health(ModelRunnerClient client, boolean journalOk) {
+    List<Upstream> all = client.upstreams();
+    int usable = (int) all.stream().filter(Upstream::available).count();
+    List<String> problems = new ArrayList<>();
+    if (!journalOk) {
+      problems.add("journal unreachable");
+    }
+    if (all.isEmpty()) {
+      problems.add("no model runner configured");
+    } else if (usable == 0) {
+      problems.add("every model runner's circuit breaker is open");
+    }
+    return new WorkerHealth(journalOk, usable, all.size(), String.join("; ", problems));
+  }
+
+  private static ModelList byModel(Map<String, List<String>> modelsByUpstream) {
+    Map<String, List<String>> upstreamsByModel = new TreeMap<>();
+    modelsByUpstream.forEach(
+        (upstream, models) ->
+            models.forEach(m -> upstreamsByModel.computeIfAbsent(m, k -> new ArrayList<>()).add(upstream)));
+    List<ModelInfo> models = new ArrayList<>();
+    upstreamsByModel.forEach((id, ups) -> models.add(new ModelInfo(id, "mcp-stack", List.copyOf(ups))));
+    return new ModelList(models);
+  }
+}

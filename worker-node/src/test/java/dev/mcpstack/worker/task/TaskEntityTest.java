@@ -1,0 +1,375 @@
+package dev.mcpstack.worker.task;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.mcpstack.shared.ErrorCode;
+import dev.mcpstack.shared.TaskError;
+import dev.mcpstack.shared.TaskKind;
+import dev.mcpstack.shared.TaskProtocol.Cancel;
+import dev.mcpstack.shared.TaskProtocol.Command;
+import dev.mcpstack.shared.TaskProtocol.Get;
+import dev.mcpstack.shared.TaskProtocol.Submit;
+import dev.mcpstack.shared.TaskProtocol.Subscribe;
+import dev.mcpstack.shared.TaskReply;
+import dev.mcpstack.shared.TaskResult;
+import dev.mcpstack.shared.TaskSpec;
+import dev.mcpstack.shared.TaskStatus;
+import dev.mcpstack.shared.TaskUpdate;
+import dev.mcpstack.shared.Usage;
+import dev.mcpstack.worker.task.TaskEntity.AttemptStarted;
+import dev.mcpstack.worker.task.TaskEntity.TaskSubmitted;
+import dev.mcpstack.worker.testkit.MutableClock;
+import dev.mcpstack.worker.testkit.ScriptedRunner;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.UUID;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.ManualTime;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.persistence.testkit.javadsl.EventSourcedBehaviorTestKit;
+import org.apache.pekko.persistence.testkit.javadsl.EventSourcedBehaviorTestKit.CommandResultWithReply;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/** Every transition of the task entity, with manual time, a hand-moved clock and scripted attempts. */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class TaskEntityTest {
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final TaskSettings SETTINGS =
+      new TaskSettings(
+          3,
+          new Backoff(Duration.ofSeconds(1), Duration.ofSeconds(10)),
+          Duration.ofSeconds(60),
+          Duration.ofMinutes(10),
+          Duration.ofSeconds(30),
+          100,
+          Duration.ofMillis(100),
+          Duration.ofSeconds(1));
+
+  private final ActorTestKit testKit =
+      ActorTestKit.create(ManualTime.config().withFallback(EventSourcedBehaviorTestKit.config()));
+  private final ManualTime manualTime = ManualTime.get(testKit.system());
+
+  private MutableClock clock;
+  private ScriptedRunner runner;
+  private EventSourcedBehaviorTestKit<Command, TaskEntity.Event, TaskState> kit;
+  private TestProbe<TaskUpdate> updates;
+
+  @BeforeEach
+  void setUp() {
+    clock = new MutableClock(Instant.parse("2026-01-01T00:00:00Z"));
+    runner = new ScriptedRunner();
+    updates = testKit.createTestProbe();
+    kit =
+        EventSourcedBehaviorTestKit.create(
+            testKit.system(),
+            TaskEntity.create(
+                "task-" + UUID.randomUUID(), SETTINGS, runner, clock, () -> 1.0, null));
+  }
+
+  @AfterAll
+  void tearDown() {
+    testKit.shutdownTestKit();
+  }
+
+  private void pass(Duration d) {
+    clock.advance(d);
+    manualTime.timePasses(d);
+  }
+
+  private static TaskSpec chat(boolean stream) {
+    ObjectNode request = JSON.createObjectNode().put("model", "m").put("stream", stream);
+    request.putArray("messages").addObject().put("role", "user").put("content", "hi");
+    return new TaskSpec(TaskKind.CHAT, "m", request);
+  }
+
+  private static TaskResult result(String text) {
+    ObjectNode body = JSON.createObjectNode().put("object", "chat.completion");
+    body.putArray("choices").addObject().putObject("message").put("content", text);
+    return new TaskResult(body, new Usage(1, 2, 3), "sim");
+  }
+
+  private static AttemptFailure transient503() {
+    return new AttemptFailure(
+        new TaskError(ErrorCode.UPSTREAM_ERROR, "runner answered 503", 503), true, null);
+  }
+
+  private CommandResultWithReply<Command, TaskEntity.Event, TaskState, TaskReply> submit(
+      TaskSpec spec, Instant deadline) {
+    return kit.runCommand(replyTo -> new Submit(spec, "alice", deadline, updates.ref(), replyTo));
+  }
+
+  private TaskUpdate.StatusChanged awaitStatus(TaskStatus status) {
+    while (true) {
+      TaskUpdate u = updates.receiveMessage(Duration.ofSeconds(10));
+      if (u instanceof TaskUpdate.StatusChanged s && s.view().status() == status) {
+        return s;
+      }
+    }
+  }
+
+  @Test
+  void submitRunsOneAttemptAndSucceeds() {
+    var submitted = submit(chat(false), null);
+    assertEquals(2, submitted.events().size());
+    assertInstanceOf(TaskSubmitted.class, submitted.events().get(0));
+    assertEquals(new AttemptStarted(1, clock.instant()), submitted.events().get(1));
+    assertEquals(TaskStatus.RUNNING, ((TaskReply.Ok) submitted.reply()).view().status());
+    assertEquals(
+        clock.instant().plus(SETTINGS.defaultTimeout()), submitted.state().deadline());
+
+    runner.next().result().complete(result("hello"));
+    var done = awaitStatus(TaskStatus.SUCCEEDED).view();
+    assertEquals("hello", done.result().body().at("/choices/0/message/content").asText());
+    assertEquals(1, done.attempts());
+
+    var got = kit.<TaskReply>runCommand(r -> new Get("alice", r));
+    assertEquals(TaskStatus.SUCCEEDED, ((TaskReply.Ok) got.reply()).view().status());
+    assertTrue(got.hasNoEvents());
+  }
+
+  @Test
+  void transientFailureIsRetriedAfterBackoff() {
+    submit(chat(false), null);
+    runner.next().result().completeExceptionally(transient503());
+    var scheduled = awaitStatus(TaskStatus.RETRY_SCHEDULED).view();
+    assertEquals(clock.instant().plusSeconds(1), scheduled.nextAttemptAt());
+    assertEquals(ErrorCode.UPSTREAM_ERROR, scheduled.error().code());
+
+    pass(Duration.ofMillis(999));
+    assertEquals(TaskStatus.RETRY_SCHEDULED, kit.getState().status());
+    assertTrue(runner.idle());
+
+    pass(Duration.ofMillis(1));
+    ScriptedRunner.Call second = runner.next();
+    assertEquals(2, second.attempt());
+    second.result().complete(result("ok"));
+    assertEquals(2, awaitStatus(TaskStatus.SUCCEEDED).view().attempts());
+    assertNull(kit.getState().error());
+  }
+
+  @Test
+  void backoffDoublesUntilMaxAttemptsThenFailsWithLastError() {
+    submit(chat(false), null);
+    runner.next().result().completeExceptionally(transient503());
+    awaitStatus(TaskStatus.RETRY_SCHEDULED);
+    pass(Duration.ofSeconds(1));
+    runner.next().result().completeExceptionally(transient503());
+    var second = awaitStatus(TaskStatus.RETRY_SCHEDULED).view();
+    assertEquals(clock.instant().plusSeconds(2), second.nextAttemptAt());
+    pass(Duration.ofMillis(1999));
+    assertEquals(TaskStatus.RETRY_SCHEDULED, kit.getState().status());
+    pass(Duration.ofMillis(1));
+    ScriptedRunner.Call third = runner.next();
+    assertEquals(3, third.attempt());
+    third.result().completeExceptionally(transient503());
+
+    var failed = awaitStatus(TaskStatus.FAILED).view();
+    assertEquals(3, failed.attempts());
+    assertEquals(ErrorCode.UPSTREAM_ERROR, failed.error().code());
+    assertEquals(503, failed.error().upstreamStatus());
+  }
+
+  @Test
+  void permanentErrorFailsAtOnce() {
+    submit(chat(false), null);
+    runner
+        .next()
+        .result()
+        .completeExceptionally(
+            new AttemptFailure(
+                new TaskError(ErrorCode.MODEL_NOT_FOUND, "no such model", 404), false, null));
+    var failed = awaitStatus(TaskStatus.FAILED).view();
+    assertEquals(1, failed.attempts());
+    assertEquals(ErrorCode.MODEL_NOT_FOUND, failed.error().code());
+    assertTrue(runner.idle());
+  }
+
+  @Test
+  void retryAfterLongerThanBackoffIsHonoured() {
+    submit(chat(false), null);
+    runner
+        .next()
+        .result()
+        .completeExceptionally(
+            new AttemptFailure(
+                new TaskError(ErrorCode.UNAVAILABLE, "busy", 429), true, Duration.ofSeconds(5)));
+    assertEquals(
+        clock.instant().plusSeconds(5), awaitStatus(TaskStatus.RETRY_SCHEDULED).view().nextAttemptAt());
+    pass(Duration.ofMillis(4999));
+    assertEquals(TaskStatus.RETRY_SCHEDULED, kit.getState().status());
+    pass(Duration.ofMillis(1));
+    assertEquals(2, runner.next().attempt());
+  }
+
+  @Test
+  void deadlineFailsTheTaskAndAbortsTheAttempt() {
+    submit(chat(false), clock.instant().plusSeconds(3));
+    ScriptedRunner.Call hanging = runner.next();
+    pass(Duration.ofSeconds(3));
+    var failed = awaitStatus(TaskStatus.FAILED).view();
+    assertEquals(ErrorCode.TIMEOUT, failed.error().code());
+    assertTrue(hanging.cancelled().get());
+    hanging.result().complete(result("too late"));
+    assertEquals(TaskStatus.FAILED, kit.getState().status());
+  }
+
+  @Test
+  void aRetryThatWouldMissTheDeadlineIsNotScheduled() {
+    submit(chat(false), clock.instant().plusMillis(800));
+    runner.next().result().completeExceptionally(transient503());
+    var failed = awaitStatus(TaskStatus.FAILED).view();
+    assertEquals(ErrorCode.UPSTREAM_ERROR, failed.error().code());
+    assertEquals(1, failed.attempts());
+  }
+
+  @Test
+  void aDeadlineInThePastIsRejected() {
+    var reply = submit(chat(false), clock.instant().minusSeconds(1));
+    assertTrue(reply.hasNoEvents());
+    assertEquals(ErrorCode.TIMEOUT, ((TaskReply.Rejected) reply.reply()).error().code());
+  }
+
+  @Test
+  void cancelDuringAnAttemptAbortsItAndIgnoresItsLateResult() {
+    submit(chat(false), null);
+    ScriptedRunner.Call call = runner.next();
+    var cancelled = kit.<TaskReply>runCommand(r -> new Cancel("alice", r));
+    assertEquals(TaskStatus.CANCELLED, ((TaskReply.Ok) cancelled.reply()).view().status());
+    assertTrue(call.cancelled().get());
+    call.result().complete(result("late"));
+    assertEquals(TaskStatus.CANCELLED, kit.getState().status());
+    assertNull(kit.getState().result());
+    // cancelling again is harmless and changes nothing
+    var again = kit.<TaskReply>runCommand(r -> new Cancel("alice", r));
+    assertTrue(again.hasNoEvents());
+  }
+
+  @Test
+  void cancelDuringBackoffStopsTheRetry() {
+    submit(chat(false), null);
+    runner.next().result().completeExceptionally(transient503());
+    awaitStatus(TaskStatus.RETRY_SCHEDULED);
+    kit.<TaskReply>runCommand(r -> new Cancel("alice", r));
+    pass(Duration.ofSeconds(5));
+    assertEquals(TaskStatus.CANCELLED, kit.getState().status());
+    assertTrue(runner.idle());
+  }
+
+  @Test
+  void recoveryMidAttemptStartsANewAttempt() {
+    submit(chat(false), null);
+    runner.next(); // in flight when the "node" restarts
+    kit.restart();
+    ScriptedRunner.Call resumed = runner.next();
+    assertEquals(2, resumed.attempt());
+    resumed.result().complete(result("resumed"));
+    TestProbe<Object> probe = testKit.createTestProbe();
+    probe.awaitAssert(
+        () -> {
+          assertEquals(TaskStatus.SUCCEEDED, kit.getState().status());
+          return null;
+        });
+    assertEquals(2, kit.getState().attempts());
+  }
+
+  @Test
+  void recoveryWithARetryScheduledRearmsTheTimer() {
+    submit(chat(false), null);
+    runner.next().result().completeExceptionally(transient503());
+    awaitStatus(TaskStatus.RETRY_SCHEDULED);
+    pass(Duration.ofMillis(400));
+    var restarted = kit.restart();
+    assertEquals(TaskStatus.RETRY_SCHEDULED, restarted.state().status());
+    pass(Duration.ofMillis(599));
+    assertEquals(TaskStatus.RETRY_SCHEDULED, kit.getState().status());
+    pass(Duration.ofMillis(1));
+    assertEquals(2, runner.next().attempt());
+  }
+
+  @Test
+  void submitIsIdempotentForTheSameSpecAndRejectsADifferentOne() {
+    var first = submit(chat(false), null);
+    var again = submit(chat(false), null);
+    assertTrue(again.hasNoEvents());
+    assertEquals(
+        ((TaskReply.Ok) first.reply()).view().id(), ((TaskReply.Ok) again.reply()).view().id());
+    var other = submit(chat(true), null);
+    assertEquals(ErrorCode.CONFLICT, ((TaskReply.Rejected) other.reply()).error().code());
+    runner.next();
+    assertTrue(runner.idle());
+  }
+
+  @Test
+  void anotherOwnerCannotSeeOrCancelTheTask() {
+    submit(chat(false), null);
+    var got = kit.<TaskReply>runCommand(r -> new Get("mallory", r));
+    assertEquals(ErrorCode.NOT_FOUND, ((TaskReply.Rejected) got.reply()).error().code());
+    var cancel = kit.<TaskReply>runCommand(r -> new Cancel("mallory", r));
+    assertEquals(ErrorCode.NOT_FOUND, ((TaskReply.Rejected) cancel.reply()).error().code());
+    assertTrue(cancel.hasNoEvents());
+  }
+
+  @Test
+  void anUnknownTaskIsNotFound() {
+    var got = kit.<TaskReply>runCommand(r -> new Get("alice", r));
+    assertEquals(ErrorCode.NOT_FOUND, ((TaskReply.Rejected) got.reply()).error().code());
+  }
+
+  @Test
+  void streamedDeltasReachSubscribersInOrder() {
+    TestProbe<TaskUpdate> late = testKit.createTestProbe();
+    submit(chat(true), null);
+    ScriptedRunner.Call call = runner.next();
+    kit.<TaskReply>runCommand(r -> new Subscribe("alice", late.ref(), r));
+    assertEquals(TaskStatus.RUNNING, ((TaskUpdate.StatusChanged) late.receiveMessage()).view().status());
+    call.onDelta().onDelta("Hel", null);
+    call.onDelta().onDelta("lo", "stop");
+    awaitDelta(updates, "Hel");
+    awaitDelta(updates, "lo");
+    awaitDelta(late, "Hel");
+    call.result().complete(result("Hello"));
+    awaitStatus(TaskStatus.SUCCEEDED);
+  }
+
+  private static void awaitDelta(TestProbe<TaskUpdate> probe, String content) {
+    while (true) {
+      TaskUpdate u = probe.receiveMessage(Duration.ofSeconds(10));
+      if (u instanceof TaskUpdate.ContentDelta d) {
+        assertEquals(content, d.content());
+        return;
+      }
+    }
+  }
+
+  @Test
+  void aStreamThatFailsAfterPartialOutputIsNotRetried() {
+    submit(chat(true), null);
+    ScriptedRunner.Call call = runner.next();
+    call.onDelta().onDelta("Hel", null);
+    awaitDelta(updates, "Hel");
+    call.result().completeExceptionally(transient503());
+    var failed = awaitStatus(TaskStatus.FAILED).view();
+    assertTrue(failed.error().message().contains("partial output"), failed.error().message());
+    assertTrue(runner.idle());
+  }
+
+  @Test
+  void theFailedAttemptIsRecordedWithItsReason() {
+    submit(chat(false), null);
+    runner.next().result().completeExceptionally(transient503());
+    awaitStatus(TaskStatus.RETRY_SCHEDULED);
+    var state = kit.getState();
+    assertEquals(1, state.attempts());
+    assertEquals("runner answered 503", state.error().message());
+    pass(Duration.ofSeconds(1));
+    assertEquals(2, runner.next().attempt());
+  }
+}

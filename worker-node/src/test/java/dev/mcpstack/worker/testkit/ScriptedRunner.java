@@ -1,0 +1,64 @@
+package dev.mcpstack.worker.testkit;
+
+import dev.mcpstack.shared.TaskResult;
+import dev.mcpstack.shared.TaskSpec;
+import dev.mcpstack.worker.task.AttemptRunner;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * An {@link AttemptRunner} whose attempts the test finishes by hand, to drive the task entity
+ * through every transition deterministically. (Calls against real HTTP are covered by the client
+ * tests against the simulator.)
+ */
+public final class ScriptedRunner implements AttemptRunner {
+  private final LinkedBlockingQueue<Call> calls = new LinkedBlockingQueue<>();
+
+  public record Call(
+      String taskId,
+      TaskSpec spec,
+      int attempt,
+      DeltaListener onDelta,
+      CompletableFuture<TaskResult> result,
+      AtomicBoolean cancelled) {}
+
+  @Override
+  public Attempt start(String taskId, TaskSpec spec, int attempt, DeltaListener onDelta) {
+    Call call =
+        new Call(taskId, spec, attempt, onDelta, new CompletableFuture<>(), new AtomicBoolean());
+    calls.add(call);
+    return new Attempt() {
+      @Override
+      public CompletionStage<TaskResult> result() {
+        return call.result();
+      }
+
+      @Override
+      public void cancel() {
+        call.cancelled().set(true);
+      }
+    };
+  }
+
+  /** The next attempt started, waiting up to 10 s for it. */
+  public Call next() {
+    try {
+      Call call = calls.poll(10, TimeUnit.SECONDS);
+      if (call == null) {
+        throw new AssertionError("no attempt was started");
+      }
+      return call;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AssertionError(e);
+    }
+  }
+
+  /** True if no attempt has been started (and not yet taken by {@link #next()}). */
+  public boolean idle() {
+    return calls.isEmpty();
+  }
+}
