@@ -1,0 +1,440 @@
+package dev.mcpstack.worker.runner;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.mcpstack.shared.ErrorCode;
+import dev.mcpstack.shared.TaskKind;
+import dev.mcpstack.shared.TaskResult;
+import dev.mcpstack.shared.TaskSpec;
+import dev.mcpstack.sim.Faults;
+import dev.mcpstack.sim.ModelRunnerSimulator;
+import dev.mcpstack.sim.RecordedRequest;
+import dev.mcpstack.sim.SimulatorSettings;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/** The model-runner client against real simulator servers on loopback ports. */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class ModelRunnerClientTest {
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final ActorTestKit testKit = ActorTestKit.create();
+  private ModelRunnerSimulator primary;
+  private ModelRunnerSimulator secondary;
+
+  @BeforeAll
+  void startSimulators() throws Exception {
+    SimulatorSettings settings =
+        new SimulatorSettings("127.0.0.1", 0, List.of("sim-small", "sim-large"), 4, Faults.none());
+    primary = await(ModelRunnerSimulator.start(testKit.system(), settings));
+    secondary = await(ModelRunnerSimulator.start(testKit.system(), settings));
+  }
+
+  @BeforeEach
+  void resetSimulators() {
+    for (ModelRunnerSimulator sim : List.of(primary, secondary)) {
+      sim.setDefaults(Faults.none());
+      sim.reset();
+    }
+  }
+
+  @AfterAll
+  void stop() {
+    testKit.shutdownTestKit();
+  }
+
+  // ---- fixtures ----
+
+  private static UpstreamSettings upstream(String name, String baseUrl) {
+    return new UpstreamSettings(
+        name, baseUrl, "", List.of(), 1, 0, 1000, 100, 16, 256, Duration.ofSeconds(2),
+        Duration.ofSeconds(10), Duration.ofSeconds(5), Duration.ofSeconds(5), 5,
+        Duration.ofSeconds(1));
+  }
+
+  private ModelRunnerClient client(UpstreamSettings... upstreams) {
+    return new ModelRunnerClient(testKit.system(), List.of(upstreams), 2);
+  }
+
+  private static TaskSpec chat(String content, boolean stream) {
+    ObjectNode request = JSON.createObjectNode().put("model", "sim-small").put("stream", stream);
+    request.putArray("messages").addObject().put("role", "user").put("content", content);
+    return new TaskSpec(TaskKind.CHAT, "sim-small", request);
+  }
+
+  private static <T> T await(CompletionStage<T> stage) throws Exception {
+    return stage.toCompletableFuture().get(20, TimeUnit.SECONDS);
+  }
+
+  private static UpstreamFailure failureOf(CompletionStage<?> stage) throws Exception {
+    try {
+      stage.toCompletableFuture().get(20, TimeUnit.SECONDS);
+    } catch (ExecutionException e) {
+      return assertInstanceOf(UpstreamFailure.class, e.getCause());
+    }
+    return fail("expected the call to fail");
+  }
+
+  private static TaskResult run(ModelRunnerClient client, TaskSpec spec) throws Exception {
+    return await(client.start("t", spec, 1, (c, f) -> {}).result());
+  }
+
+  private static String unusedPort() throws IOException {
+    try (ServerSocket socket = new ServerSocket(0)) {
+      return "http://127.0.0.1:" + socket.getLocalPort() + "/v1";
+    }
+  }
+
+  // ---- replies ----
+
+  @Test
+  void nonStreamedChatReturnsTheRunnersCompletionAndUsage() throws Exception {
+    TaskResult result = run(client(upstream("p", primary.baseUrl() + "/v1")), chat("hello there", false));
+    assertEquals(
+        "Simulated reply to: hello there",
+        result.body().at("/choices/0/message/content").asText());
+    assertEquals(5, result.usage().completionTokens());
+    assertEquals("p", result.upstream());
+  }
+
+  @Test
+  void dockerModelRunnerPathsWork() throws Exception {
+    TaskResult result =
+        run(client(upstream("dmr", primary.baseUrl() + "/engines/v1")), chat("hi", false));
+    assertEquals("Simulated reply to: hi", result.body().at("/choices/0/message/content").asText());
+    assertEquals(1L, primary.stats().requestsByPath().get("/engines/v1/chat/completions"));
+  }
+
+  @Test
+  void streamedChatRelaysDeltasThatReassembleToTheAnswer() throws Exception {
+    StringBuilder relayed = new StringBuilder();
+    List<String> finishes = new ArrayList<>();
+    TaskResult result =
+        await(
+            client(upstream("p", primary.baseUrl() + "/v1"))
+                .start(
+                    "t",
+                    chat("stream me please", true),
+                    1,
+                    (content, finish) -> {
+                      relayed.append(content);
+                      if (finish != null) {
+                        finishes.add(finish);
+                      }
+                    })
+                .result());
+    assertEquals("Simulated reply to: stream me please", relayed.toString());
+    assertEquals(relayed.toString(), result.body().at("/choices/0/message/content").asText());
+    assertEquals(List.of("stop"), finishes);
+    assertTrue(result.usage().totalTokens() > 0, "usage is requested from the runner");
+  }
+
+  @Test
+  void aStreamDroppedMidwayIsAnErrorNotAShortSuccess() throws Exception {
+    primary.setDefaults(Faults.none().withDropAfterChunks(2));
+    StringBuilder relayed = new StringBuilder();
+    UpstreamFailure failure =
+        failureOf(
+            client(upstream("p", primary.baseUrl() + "/v1"))
+                .start("t", chat("one two three four five", true), 1, (c, f) -> relayed.append(c))
+                .result());
+    assertEquals(ErrorCode.UPSTREAM_ERROR, failure.error().code());
+    assertTrue(failure.retryable());
+    assertFalse(relayed.toString().isEmpty(), "the first chunks were relayed");
+    assertFalse(relayed.toString().equals("Simulated reply to: one two three four five"));
+  }
+
+  @Test
+  void plainTextAndJsonErrorsAreBothParsed() throws Exception {
+    primary.setDefaults(Faults.none().withFailStatus(503).withPlainTextErrors(true));
+    UpstreamFailure plain = failureOf(client(upstream("p", primary.baseUrl() + "/v1")).start("t", chat("x", false), 1, (c, f) -> {}).result());
+    assertEquals(ErrorCode.UPSTREAM_ERROR, plain.error().code());
+    assertEquals(503, plain.error().upstreamStatus());
+    assertTrue(plain.retryable());
+    assertTrue(plain.error().message().contains("503"), plain.error().message());
+
+    primary.setDefaults(Faults.none().withFailStatus(400));
+    UpstreamFailure json = failureOf(client(upstream("p", primary.baseUrl() + "/v1")).start("t", chat("x", false), 1, (c, f) -> {}).result());
+    assertEquals(ErrorCode.INVALID_REQUEST, json.error().code());
+    assertFalse(json.retryable());
+    assertFalse(json.error().message().startsWith("{"), "the runner's message, not its JSON");
+  }
+
+  @Test
+  void retryAfterIsReadFromA429() throws Exception {
+    primary.setDefaults(Faults.none().withFailStatus(429).withRetryAfter(Duration.ofSeconds(7)));
+    UpstreamFailure failure =
+        failureOf(client(upstream("p", primary.baseUrl() + "/v1")).start("t", chat("x", false), 1, (c, f) -> {}).result());
+    assertEquals(ErrorCode.UNAVAILABLE, failure.error().code());
+    assertEquals(Duration.ofSeconds(7), failure.retryAfter());
+    assertTrue(failure.retryable());
+  }
+
+  @Test
+  void unknownModelsArePermanentErrors() throws Exception {
+    ObjectNode request = (ObjectNode) chat("x", false).request();
+    UpstreamFailure fromRunner =
+        failureOf(
+            client(upstream("p", primary.baseUrl() + "/v1"))
+                .start("t", new TaskSpec(TaskKind.CHAT, "no-such-model", request), 1, (c, f) -> {})
+                .result());
+    assertEquals(ErrorCode.MODEL_NOT_FOUND, fromRunner.error().code());
+    assertFalse(fromRunner.retryable());
+
+    UpstreamSettings onlySmall =
+        new UpstreamSettings(
+            "p", primary.baseUrl() + "/v1", "", List.of("sim-small"), 1, 0, 1000, 100, 16, 256,
+            Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(5),
+            Duration.ofSeconds(5), 5, Duration.ofSeconds(1));
+    UpstreamFailure unrouted =
+        failureOf(
+            client(onlySmall)
+                .start("t", new TaskSpec(TaskKind.CHAT, "sim-large", request), 1, (c, f) -> {})
+                .result());
+    assertEquals(ErrorCode.MODEL_NOT_FOUND, unrouted.error().code());
+    assertEquals(1, primary.stats().requests(), "the unrouted model never reached a runner");
+  }
+
+  @Test
+  void aHangingRunnerTimesOut() throws Exception {
+    primary.setDefaults(Faults.none().withHang(true));
+    UpstreamSettings quick =
+        new UpstreamSettings(
+            "p", primary.baseUrl() + "/v1", "", List.of(), 1, 0, 1000, 100, 16, 256,
+            Duration.ofSeconds(2), Duration.ofMillis(500), Duration.ofMillis(500),
+            Duration.ofSeconds(5), 5, Duration.ofSeconds(1));
+    UpstreamFailure failure = failureOf(client(quick).start("t", chat("x", false), 1, (c, f) -> {}).result());
+    assertEquals(ErrorCode.TIMEOUT, failure.error().code());
+    assertTrue(failure.retryable());
+  }
+
+  // ---- throttle, concurrency, queue ----
+
+  @Test
+  void theThrottleHoldsTheRate() throws Exception {
+    int n = 11;
+    int burst = 1;
+    double rate = 20;
+    UpstreamSettings throttled =
+        new UpstreamSettings(
+            "p", primary.baseUrl() + "/v1", "", List.of(), 1, 0, rate, burst, 16, 256,
+            Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(5),
+            Duration.ofSeconds(5), 5, Duration.ofSeconds(1));
+    ModelRunnerClient client = client(throttled);
+    List<CompletableFuture<TaskResult>> calls = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      calls.add(client.start("t", chat("x", false), 1, (c, f) -> {}).result().toCompletableFuture());
+    }
+    for (CompletableFuture<TaskResult> call : calls) {
+      call.get(20, TimeUnit.SECONDS);
+    }
+    List<Long> arrivals =
+        primary.stats().recent().stream().map(RecordedRequest::arrivalNanos).sorted().toList();
+    assertEquals(n, arrivals.size());
+    long spanMillis = (arrivals.get(n - 1) - arrivals.get(0)) / 1_000_000;
+    long floorMillis = (long) ((n - burst) / rate * 1000);
+    // the shaper spaces calls evenly; allow 10% for the clock granularity of the two sides
+    assertTrue(spanMillis >= floorMillis * 0.9, "span " + spanMillis + " ms < " + floorMillis + " ms");
+  }
+
+  @Test
+  void concurrencyIsCappedAndAFullQueueFailsFast() throws Exception {
+    primary.setDefaults(Faults.none().withLatency(Duration.ofMillis(300)));
+    UpstreamSettings capped =
+        new UpstreamSettings(
+            "p", primary.baseUrl() + "/v1", "", List.of(), 1, 0, 1000, 100, 3, 4,
+            Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(5),
+            Duration.ofSeconds(5), 5, Duration.ofSeconds(1));
+    ModelRunnerClient client = client(capped);
+    List<CompletableFuture<TaskResult>> calls = new ArrayList<>();
+    for (int i = 0; i < 30; i++) {
+      calls.add(client.start("t", chat("x", false), 1, (c, f) -> {}).result().toCompletableFuture());
+    }
+    int ok = 0;
+    int queueFull = 0;
+    for (CompletableFuture<TaskResult> call : calls) {
+      try {
+        call.get(20, TimeUnit.SECONDS);
+        ok++;
+      } catch (ExecutionException e) {
+        UpstreamFailure f = assertInstanceOf(UpstreamFailure.class, e.getCause());
+        assertEquals(ErrorCode.UNAVAILABLE, f.error().code());
+        assertTrue(f.retryable() && f.notSent());
+        queueFull++;
+      }
+    }
+    assertTrue(ok >= 4, "the queued calls ran: " + ok);
+    assertTrue(queueFull > 0, "some calls found the queue full");
+    int maxInFlight = primary.stats().maxInFlight();
+    assertTrue(maxInFlight <= 3, "max in flight " + maxInFlight);
+    assertTrue(maxInFlight >= 2, "calls did overlap: " + maxInFlight);
+  }
+
+  // ---- breaker and routing ----
+
+  @Test
+  void theBreakerOpensFailsFastAndClosesAfterAHalfOpenSuccess() throws Exception {
+    primary.setDefaults(Faults.none().withFailStatus(500));
+    UpstreamSettings fragile =
+        new UpstreamSettings(
+            "p", primary.baseUrl() + "/v1", "", List.of(), 1, 0, 1000, 100, 16, 256,
+            Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(5),
+            Duration.ofSeconds(5), 2, Duration.ofMillis(500));
+    ModelRunnerClient client = client(fragile);
+    Upstream upstream = client.upstreams().get(0);
+    failureOf(client.start("t", chat("x", false), 1, (c, f) -> {}).result());
+    failureOf(client.start("t", chat("x", false), 1, (c, f) -> {}).result());
+    assertEquals(Upstream.BreakerState.OPEN, upstream.breakerState());
+
+    UpstreamFailure fast = failureOf(client.start("t", chat("x", false), 1, (c, f) -> {}).result());
+    assertEquals(ErrorCode.UNAVAILABLE, fast.error().code());
+    assertTrue(fast.retryable());
+    assertEquals(2, primary.stats().requests(), "an open breaker sends nothing");
+
+    primary.setDefaults(Faults.none());
+    TestProbe<Object> probe = testKit.createTestProbe();
+    probe.awaitAssert(
+        Duration.ofSeconds(10),
+        () -> {
+          assertEquals(Upstream.BreakerState.HALF_OPEN, upstream.breakerState());
+          return null;
+        });
+    run(client, chat("x", false));
+    assertEquals(Upstream.BreakerState.CLOSED, upstream.breakerState());
+  }
+
+  @Test
+  void aFallbackUpstreamServesWhileThePrimaryIsDown() throws Exception {
+    UpstreamSettings down =
+        new UpstreamSettings(
+            "primary", unusedPort(), "", List.of(), 1, 0, 1000, 100, 16, 256,
+            Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(5),
+            Duration.ofSeconds(5), 2, Duration.ofSeconds(30));
+    UpstreamSettings fallback =
+        new UpstreamSettings(
+            "fallback", secondary.baseUrl() + "/v1", "", List.of(), 1, 1, 1000, 100, 16, 256,
+            Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(5),
+            Duration.ofSeconds(5), 2, Duration.ofSeconds(30));
+    ModelRunnerClient client = client(down, fallback);
+    for (int i = 0; i < 4; i++) {
+      assertEquals("fallback", run(client, chat("x", false)).upstream());
+    }
+    Upstream primaryUpstream =
+        client.upstreams().stream().filter(u -> u.name().equals("primary")).findFirst().orElseThrow();
+    assertEquals(Upstream.BreakerState.OPEN, primaryUpstream.breakerState());
+    assertEquals(4, secondary.stats().requests());
+  }
+
+  @Test
+  void equalPriorityUpstreamsSplitTrafficByWeight() throws Exception {
+    UpstreamSettings a =
+        new UpstreamSettings(
+            "a", primary.baseUrl() + "/v1", "", List.of(), 3, 0, 10000, 1000, 16, 1024,
+            Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(5),
+            Duration.ofSeconds(5), 5, Duration.ofSeconds(1));
+    UpstreamSettings b =
+        new UpstreamSettings(
+            "b", secondary.baseUrl() + "/v1", "", List.of(), 1, 0, 10000, 1000, 16, 1024,
+            Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(5),
+            Duration.ofSeconds(5), 5, Duration.ofSeconds(1));
+    ModelRunnerClient client = client(a, b);
+    int total = 400;
+    List<CompletableFuture<TaskResult>> calls = new ArrayList<>();
+    for (int i = 0; i < total; i++) {
+      calls.add(client.start("t", chat("x", false), 1, (c, f) -> {}).result().toCompletableFuture());
+    }
+    int toA = 0;
+    for (CompletableFuture<TaskResult> call : calls) {
+      if (call.get(30, TimeUnit.SECONDS).upstream().equals("a")) {
+        toA++;
+      }
+    }
+    // expected 300; 6 standard deviations (sqrt(400*0.75*0.25) ≈ 8.7) keep this from ever flaking
+    assertTrue(Math.abs(toA - 300) <= 52, "share of a: " + toA + "/" + total);
+  }
+
+  // ---- embeddings and warm-up ----
+
+  @Test
+  void embeddingsAreBatchedAndReassembledInOrder() throws Exception {
+    ObjectNode request = JSON.createObjectNode().put("model", "sim-small");
+    var input = request.putArray("input");
+    for (int i = 0; i < 5; i++) {
+      input.add("text " + i);
+    }
+    TaskResult result =
+        run(client(upstream("p", primary.baseUrl() + "/v1")), new TaskSpec(TaskKind.EMBEDDINGS, "sim-small", request));
+    assertEquals(5, result.body().path("data").size());
+    for (int i = 0; i < 5; i++) {
+      assertEquals(i, result.body().path("data").get(i).path("index").asInt());
+    }
+    assertEquals(2, primary.stats().maxEmbeddingBatch());
+    assertEquals(3L, primary.stats().requests());
+
+    ObjectNode single = JSON.createObjectNode().put("model", "sim-small").put("input", "text 3");
+    TaskResult one =
+        run(client(upstream("p", primary.baseUrl() + "/v1")), new TaskSpec(TaskKind.EMBEDDINGS, "sim-small", single));
+    assertEquals(
+        result.body().path("data").get(3).path("embedding"),
+        one.body().path("data").get(0).path("embedding"),
+        "same text, same vector, whichever batch it was in");
+  }
+
+  @Test
+  void warmupLoadsTheModelOnEveryUpstreamThatServesIt() throws Exception {
+    TaskResult result =
+        run(
+            client(upstream("a", primary.baseUrl() + "/v1"), upstream("b", secondary.baseUrl() + "/v1")),
+            new TaskSpec(TaskKind.MODEL_WARMUP, "sim-small", JSON.createObjectNode()));
+    assertEquals(2, result.body().path("loaded").asInt());
+    assertEquals(1L, primary.stats().requests());
+    assertEquals(1L, secondary.stats().requests());
+  }
+
+  @Test
+  void cancellingAStreamClosesTheRunnersConnection() throws Exception {
+    primary.setDefaults(Faults.none().withTokensPerSecond(5));
+    CompletableFuture<Void> firstDelta = new CompletableFuture<>();
+    var attempt =
+        client(upstream("p", primary.baseUrl() + "/v1"))
+            .start("t", chat("a long answer with many words in it", true), 1, (c, f) -> firstDelta.complete(null));
+    firstDelta.get(20, TimeUnit.SECONDS);
+    attempt.cancel();
+    try {
+      attempt.result().toCompletableFuture().get(20, TimeUnit.SECONDS);
+      fail("a cancelled stream must not succeed");
+    } catch (ExecutionException expected) {
+      // aborted
+    } catch (TimeoutException e) {
+      fail("cancel did not end the stream");
+    }
+    TestProbe<Object> probe = testKit.createTestProbe();
+    probe.awaitAssert(
+        Duration.ofSeconds(10),
+        () -> {
+          assertEquals(0, primary.stats().inFlight());
+          return null;
+        });
+  }
+}
