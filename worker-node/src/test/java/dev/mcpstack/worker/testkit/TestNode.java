@@ -24,13 +24,21 @@ public final class TestNode {
 
   /** The base test config: one-node cluster, fast retries, no retention, H2 in memory. */
   public static Config config(String modelRunnerBaseUrl) {
+    return config(modelRunnerBaseUrl, ConfigFactory.empty());
+  }
+
+  /** The base test config under {@code overrides} (which may set {@code mcp.journal.url}). */
+  public static Config config(String modelRunnerBaseUrl, Config overrides) {
     String db = "jdbc:h2:mem:test-" + UUID.randomUUID() + ";DB_CLOSE_DELAY=-1";
-    return ConfigFactory.parseMap(
-            Map.of(
-                "mcp.journal.url", db,
-                "mcp.worker.upstreams.default.base-url", modelRunnerBaseUrl))
+    return ConfigFactory.defaultOverrides()
+        .withFallback(overrides)
+        .withFallback(
+            ConfigFactory.parseMap(
+                Map.of(
+                    "mcp.journal.url", db,
+                    "mcp.worker.upstreams.default.base-url", modelRunnerBaseUrl)))
         .withFallback(ConfigFactory.parseResources("mcp-test-node.conf"))
-        .withFallback(ConfigFactory.load())
+        .withFallback(ConfigFactory.defaultReferenceUnresolved())
         .resolve();
   }
 

@@ -1,0 +1,98 @@
+package dev.mcpstack.worker.task;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.mcpstack.shared.ErrorCode;
+import dev.mcpstack.shared.TaskError;
+import dev.mcpstack.shared.TaskKind;
+import dev.mcpstack.shared.TaskProtocol;
+import dev.mcpstack.shared.TaskReply;
+import dev.mcpstack.shared.TaskResult;
+import dev.mcpstack.shared.TaskSpec;
+import dev.mcpstack.shared.TaskStatus;
+import dev.mcpstack.shared.TaskUpdate;
+import dev.mcpstack.shared.TaskView;
+import dev.mcpstack.shared.Usage;
+import dev.mcpstack.shared.WorkerInfoProtocol;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.stream.Stream;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** Every message, event and state round-trips through the configured (Jackson CBOR) serializer. */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class SerializationTest {
+  private static final ActorTestKit testKit = ActorTestKit.create();
+
+  @AfterAll
+  void stop() {
+    testKit.shutdownTestKit();
+  }
+
+  static Stream<Object> messages() {
+    ObjectMapper json = new ObjectMapper();
+    ObjectNode request = json.createObjectNode().put("model", "m").put("stream", true);
+    request.putArray("messages").addObject().put("role", "user").put("content", "hi");
+    request.putObject("response_format").put("type", "json_object");
+    TaskSpec spec = new TaskSpec(TaskKind.CHAT, "m", request);
+    Instant t = Instant.parse("2026-11-28T10:15:30.123Z");
+    TaskError error = new TaskError(ErrorCode.UPSTREAM_ERROR, "boom", 503);
+    ObjectNode body = json.createObjectNode().put("object", "chat.completion");
+    TaskResult result = new TaskResult(body, new Usage(1, 2, 3), "sim");
+    TaskView view =
+        new TaskView("task-1", TaskKind.CHAT, "m", "alice", TaskStatus.RETRY_SCHEDULED, 2, t, t, t, t, result, error);
+    TestProbe<TaskReply> replies = testKit.createTestProbe();
+    TestProbe<TaskUpdate> updates = testKit.createTestProbe();
+    TestProbe<WorkerInfoProtocol.ModelList> models = testKit.createTestProbe();
+    TestProbe<WorkerInfoProtocol.WorkerHealth> health = testKit.createTestProbe();
+    TaskState state =
+        new TaskState("task-1", spec, "alice", TaskStatus.SUCCEEDED, 3, t, t, t, null, result, null);
+    return Stream.of(
+        new TaskProtocol.Submit(spec, "alice", t, updates.ref(), replies.ref()),
+        new TaskProtocol.Submit(spec, "alice", null, null, replies.ref()),
+        new TaskProtocol.Get("alice", replies.ref()),
+        new TaskProtocol.Cancel("alice", replies.ref()),
+        new TaskProtocol.Subscribe("alice", updates.ref(), replies.ref()),
+        new TaskReply.Ok(view),
+        new TaskReply.Rejected(error),
+        new TaskUpdate.StatusChanged(view),
+        new TaskUpdate.ContentDelta("task-1", 1, "Hel", null),
+        new TaskUpdate.ContentDelta("task-1", 1, "lo", "stop"),
+        new TaskEntity.TaskSubmitted(spec, "alice", t, t),
+        new TaskEntity.AttemptStarted(1, t),
+        new TaskEntity.AttemptFailed(1, error, true, t, t),
+        new TaskEntity.AttemptFailed(2, error, false, null, t),
+        new TaskEntity.TaskSucceeded(result, t),
+        new TaskEntity.TaskFailed(error, t),
+        new TaskEntity.TaskCancelled(t),
+        new TaskEntity.AttemptSucceeded(1, result),
+        new TaskEntity.AttemptErrored(1, error, true, Duration.ofSeconds(3)),
+        new TaskEntity.StartAttempt(2),
+        new TaskEntity.DeltaReceived(1, "x", null),
+        TaskEntity.DeadlineReached.INSTANCE,
+        TaskEntity.ResumeAfterRecovery.INSTANCE,
+        TaskEntity.PassivateFinished.INSTANCE,
+        state,
+        TaskState.blank("task-2"),
+        new WorkerInfoProtocol.ListModels(models.ref()),
+        new WorkerInfoProtocol.CheckHealth(health.ref()),
+        new WorkerInfoProtocol.ModelList(
+            List.of(new WorkerInfoProtocol.ModelInfo("m", "mcp-stack", List.of("sim")))),
+        new WorkerInfoProtocol.WorkerHealth(true, 1, 2, ""));
+  }
+
+  @ParameterizedTest
+  @MethodSource("messages")
+  void roundTrips(Object message) {
+    Object back = testKit.serializationTestKit().verifySerialization(message, false);
+    assertEquals(message, back);
+  }
+}
