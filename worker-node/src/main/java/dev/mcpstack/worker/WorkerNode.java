@@ -21,7 +21,14 @@ public final class WorkerNode {
   }
 
   public static WorkerNode start(ActorSystem<?> system) {
-    Config config = system.settings().config();
+    return start(system, system.settings().config());
+  }
+
+  /**
+   * @param config the worker's settings, when they differ from the system's (the standalone node
+   *     points its upstream at the simulator it started on the same system)
+   */
+  public static WorkerNode start(ActorSystem<?> system, Config config) {
     ModelRunnerClient client = ModelRunnerClient.fromConfig(system, config);
     if (client.upstreams().isEmpty()) {
       system
