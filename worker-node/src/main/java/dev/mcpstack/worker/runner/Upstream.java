@@ -135,11 +135,19 @@ public final class Upstream {
         settings.apiKey().isEmpty()
             ? request
             : request.addHeader(Authorization.oauth2(settings.apiKey()));
-    CompletableFuture<HttpResponse> response =
+    CompletableFuture<HttpResponse> sent =
         http.singleRequest(withAuth, http.defaultClientHttpsContext(), pool, system.classicSystem().log())
-            .toCompletableFuture()
-            .copy()
-            .orTimeout(headersTimeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+            .toCompletableFuture();
+    CompletableFuture<HttpResponse> response =
+        sent.copy().orTimeout(headersTimeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+    response.whenComplete(
+        (r, e) -> {
+          if (e != null) {
+            // an answer that comes after we gave up must still be drained, or its pooled
+            // connection stays taken
+            sent.thenAccept(late -> late.discardEntityBytes(system));
+          }
+        });
     return response.exceptionallyCompose(
         e -> {
           Throwable cause = unwrap(e);

@@ -29,6 +29,24 @@ public record UpstreamSettings(
     int breakerMaxFailures,
     Duration breakerResetTimeout) {
 
+  public UpstreamSettings {
+    require(requestsPerSecond > 0, name, "requests-per-second must be > 0");
+    require(burst >= 1, name, "burst must be >= 1");
+    require(maxConcurrency >= 1, name, "max-concurrency must be >= 1");
+    require(queueSize >= 1, name, "queue-size must be >= 1");
+    require(breakerMaxFailures >= 1, name, "breaker.max-failures must be >= 1");
+    require(
+        baseUrl.startsWith("http://") || baseUrl.startsWith("https://"),
+        name,
+        "base-url must start with http:// or https://, not '" + baseUrl + "'");
+  }
+
+  private static void require(boolean ok, String upstream, String message) {
+    if (!ok) {
+      throw new IllegalArgumentException("mcp.worker.upstreams." + upstream + ": " + message);
+    }
+  }
+
   public boolean serves(String model) {
     return models.isEmpty() || models.contains(model);
   }
