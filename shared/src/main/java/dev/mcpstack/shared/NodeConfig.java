@@ -12,7 +12,27 @@ import java.nio.file.Path;
  * the node's defaults and the modules' {@code reference.conf} files.
  */
 public final class NodeConfig {
+  /**
+   * The settings of libraries (Pekko, pekko-http, persistence, Kamon) that a module changes. They
+   * cannot live in reference.conf: concatenated into one file in the fat jar, a library's own
+   * reference.conf may come later and win. Every module may ship one; all are merged.
+   */
+  public static final String LIBRARY_DEFAULTS = "mcp-defaults.conf";
+
   private NodeConfig() {}
+
+  /**
+   * System properties over {@code overrides} over {@code nodeDefaults} over every module's {@link
+   * #LIBRARY_DEFAULTS} over every reference.conf, resolved (so substitutions see the overrides).
+   */
+  public static Config layered(Config overrides, Config nodeDefaults) {
+    return ConfigFactory.defaultOverrides()
+        .withFallback(overrides)
+        .withFallback(nodeDefaults)
+        .withFallback(ConfigFactory.parseResources(LIBRARY_DEFAULTS))
+        .withFallback(ConfigFactory.defaultReferenceUnresolved())
+        .resolve();
+  }
 
   public static Config application() {
     if (System.getProperty("config.file") == null

@@ -67,15 +67,11 @@ public final class Node {
   /**
    * A node's configuration: system properties over {@code overrides} (the operator's
    * application.conf, or a test's settings) over the node's Pekko settings ({@code mcp-node.conf})
-   * over every module's {@code reference.conf}, resolved, with roles and seed nodes applied.
+   * over the modules' library defaults and reference.conf files, with roles and seeds applied.
    */
   public static Config config(Config overrides) {
     return withNodeSettings(
-        ConfigFactory.defaultOverrides()
-            .withFallback(overrides)
-            .withFallback(ConfigFactory.parseResources("mcp-node.conf"))
-            .withFallback(ConfigFactory.defaultReferenceUnresolved())
-            .resolve());
+        NodeConfig.layered(overrides, ConfigFactory.parseResources("mcp-node.conf")));
   }
 
   /**

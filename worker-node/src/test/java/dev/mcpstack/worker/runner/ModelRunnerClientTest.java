@@ -321,7 +321,13 @@ class ModelRunnerClientTest {
           return null;
         });
     run(client, chat("x", false));
-    assertEquals(Upstream.BreakerState.CLOSED, upstream.breakerState());
+    // the breaker records the trial call's success on its own callback, just after the call
+    probe.awaitAssert(
+        Duration.ofSeconds(10),
+        () -> {
+          assertEquals(Upstream.BreakerState.CLOSED, upstream.breakerState());
+          return null;
+        });
   }
 
   @Test

@@ -2,6 +2,7 @@ package dev.mcpstack.worker.testkit;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
+import dev.mcpstack.shared.NodeConfig;
 import dev.mcpstack.worker.WorkerNode;
 import dev.mcpstack.worker.journal.Journal;
 import java.time.Duration;
@@ -30,16 +31,15 @@ public final class TestNode {
   /** The base test config under {@code overrides} (which may set {@code mcp.journal.url}). */
   public static Config config(String modelRunnerBaseUrl, Config overrides) {
     String db = "jdbc:h2:mem:test-" + UUID.randomUUID() + ";DB_CLOSE_DELAY=-1";
-    return ConfigFactory.defaultOverrides()
-        .withFallback(overrides)
-        .withFallback(
-            ConfigFactory.parseMap(
-                Map.of(
-                    "mcp.journal.url", db,
-                    "mcp.worker.upstreams.default.base-url", modelRunnerBaseUrl)))
-        .withFallback(ConfigFactory.parseResources("mcp-test-node.conf"))
-        .withFallback(ConfigFactory.defaultReferenceUnresolved())
-        .resolve();
+    return NodeConfig.layered(
+        overrides
+            .withFallback(
+                ConfigFactory.parseMap(
+                    Map.of(
+                        "mcp.journal.url", db,
+                        "mcp.worker.upstreams.default.base-url", modelRunnerBaseUrl)))
+            .withFallback(ConfigFactory.parseResources("mcp-test-node.conf")),
+        ConfigFactory.empty());
   }
 
   /** Creates the schema, starts an ActorSystem, joins it to itself, starts the worker role. */
