@@ -12,7 +12,8 @@
 # and by the compose and Kubernetes files under deploy/.
 #
 # Environment: CLUSTER_DIR (state, logs, pids; default ./data/local-cluster), API_PORT (8080),
-# SIM_PORT (12434), H2_PORT (9092), WORKERS (3), JAVA (java), JAVA_OPTS (-Xmx384m), SIM_LATENCY_MS (0).
+# SIM_PORT (12434), H2_PORT (9092), WORKERS (3), JAVA (java), JAVA_OPTS (-Xmx384m), SIM_LATENCY_MS (0),
+# ARTERY_BASE (25520), MANAGEMENT_BASE (7626), METRICS_BASE (9095): node i uses base + i.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 jar=${JAR:-$root/standalone/target/mcp-stack.jar}
@@ -23,7 +24,10 @@ h2_port=${H2_PORT:-9092}
 workers=${WORKERS:-3}
 java=${JAVA:-java}
 java_opts=${JAVA_OPTS:--Xmx384m -XX:+UseSerialGC}
-seed="pekko://mcp-stack@127.0.0.1:25520"
+artery_base=${ARTERY_BASE:-25520}
+management_base=${MANAGEMENT_BASE:-7626}
+metrics_base=${METRICS_BASE:-9095}
+seed="pekko://mcp-stack@127.0.0.1:$artery_base"
 
 pidfile() { echo "$dir/pids/$1.pid"; }
 
@@ -54,8 +58,8 @@ wait_http() { # name, url, seconds
 
 node_env() { # role, index -> common environment of a node
   local i=$2
-  echo "NODE_ROLES=$1" "SEED_NODES=$seed" "ARTERY_PORT=$((25520 + i))" \
-    "MANAGEMENT_PORT=$((7626 + i))" "METRICS_PORT=$((9095 + i))" \
+  echo "NODE_ROLES=$1" "SEED_NODES=$seed" "ARTERY_PORT=$((artery_base + i))" \
+    "MANAGEMENT_PORT=$((management_base + i))" "METRICS_PORT=$((metrics_base + i))" \
     "DB_URL=jdbc:h2:tcp://127.0.0.1:$h2_port/mcp-cluster" "DB_USER=mcp" "DB_PASSWORD=mcp" \
     "MODEL_RUNNER_URL=http://127.0.0.1:$sim_port/v1" "EMBEDDED_SIMULATOR=off" \
     "API_PORT=$api_port" "API_HOST=127.0.0.1" "LOG_LEVEL=${LOG_LEVEL:-INFO}"
@@ -79,11 +83,12 @@ start() {
   # the api node is the seed; workers join it one after another (the first creates the schema)
   # shellcheck disable=SC2046
   launch api $(node_env api 0) -- -jar "$jar"
-  wait_http api "http://127.0.0.1:7626/ready" 90
+  # alive, not ready: members only become Up once a worker is there (role.worker.min-nr-of-members)
+  wait_http api "http://127.0.0.1:$management_base/alive" 90
   for i in $(seq 1 "$workers"); do
     # shellcheck disable=SC2046
     launch "worker-$i" $(node_env worker "$i") -- -jar "$jar"
-    wait_http "worker-$i" "http://127.0.0.1:$((7626 + i))/ready" 90
+    wait_http "worker-$i" "http://127.0.0.1:$((management_base + i))/ready" 90
   done
   wait_http api "http://127.0.0.1:$api_port/health/ready" 60
   echo "local cluster up: http://127.0.0.1:$api_port/v1 (api + $workers workers, simulator :$sim_port, H2 :$h2_port)"

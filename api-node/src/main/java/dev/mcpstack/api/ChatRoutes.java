@@ -1,0 +1,215 @@
+package dev.mcpstack.api;
+
+import static org.apache.pekko.http.javadsl.server.Directives.*;
+import static org.apache.pekko.http.javadsl.server.PathMatchers.segment;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.mcpstack.shared.ErrorCode;
+import dev.mcpstack.shared.TaskError;
+import dev.mcpstack.shared.TaskKind;
+import dev.mcpstack.shared.TaskSpec;
+import dev.mcpstack.shared.TaskStatus;
+import dev.mcpstack.shared.TaskUpdate;
+import dev.mcpstack.shared.TaskView;
+import java.time.Instant;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CompletionStage;
+import org.apache.pekko.NotUsed;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
+import org.apache.pekko.http.javadsl.model.StatusCodes;
+import org.apache.pekko.http.javadsl.server.Route;
+import org.apache.pekko.japi.pf.PFBuilder;
+import org.apache.pekko.stream.javadsl.Sink;
+import org.apache.pekko.stream.javadsl.Source;
+import org.apache.pekko.util.ByteString;
+
+/**
+ * {@code POST /v1/chat/completions} (plain or streamed), {@code GET /v1/chat/completions/{id}}
+ * (stored completions) and {@code POST /v1/embeddings}. Every call is a task: submitted to its
+ * sharded entity with this client as subscriber, answered when the task ends.
+ */
+final class ChatRoutes {
+  private final HttpSupport http;
+  private final TaskClient tasks;
+  private final RequestValidation validation;
+  private final ApiSettings settings;
+
+  ChatRoutes(HttpSupport http, TaskClient tasks, RequestValidation validation) {
+    this.http = http;
+    this.tasks = tasks;
+    this.validation = validation;
+    this.settings = http.settings;
+  }
+
+  Route route(String requestId) {
+    return pathPrefix(
+        "v1",
+        () ->
+            concat(
+                path(
+                    segment("chat").slash("completions"),
+                    () ->
+                        post(
+                            () ->
+                                http.authenticated(
+                                    owner ->
+                                        http.idempotencyKey(
+                                            key ->
+                                                http.jsonBody(
+                                                    body -> chat(body, owner, key, requestId)))))),
+                path(
+                    segment("chat").slash("completions").slash(segment()),
+                    id -> get(() -> http.authenticated(owner -> stored(id, owner, requestId)))),
+                path(
+                    "embeddings",
+                    () ->
+                        post(
+                            () ->
+                                http.authenticated(
+                                    owner ->
+                                        http.idempotencyKey(
+                                            key ->
+                                                http.jsonBody(
+                                                    body -> embeddings(body, owner, key, requestId))))))));
+  }
+
+  private Route chat(JsonNode body, String owner, Optional<String> key, String requestId) {
+    String model = validation.chat(body, "");
+    String id = TaskIds.chat(owner, key, body.path("store").asBoolean(false));
+    TaskSpec spec = new TaskSpec(TaskKind.CHAT, model, body);
+    if (spec.streaming()) {
+      boolean includeUsage = body.path("stream_options").path("include_usage").asBoolean(false);
+      return http.respond(stream(id, spec, owner, includeUsage, requestId), requestId);
+    }
+    return http.respond(
+        tasks.run(id, spec, owner, settings.chatTimeout()).thenApply(view -> finished(view, requestId)),
+        requestId);
+  }
+
+  /**
+   * Streams a chat as server-sent events. The response waits for the first content, the end, or
+   * one keep-alive interval, whichever comes first: a task that fails that early (unknown model,
+   * invalid request) answers with a plain error status, which every OpenAI client understands;
+   * after that, failures become an error event and idle gaps get keep-alive comments.
+   */
+  private CompletionStage<HttpResponse> stream(
+      String id, TaskSpec spec, String owner, boolean includeUsage, String requestId) {
+    Instant deadline = Instant.now().plus(settings.chatTimeout());
+    TaskWatch watch = tasks.watch(id, owner, settings.chatTimeout().plus(settings.waitGrace()));
+    return tasks
+        .submit(id, spec, owner, deadline, watch.subscriber())
+        .whenComplete(
+            (view, e) -> {
+              if (e != null) {
+                watch.close();
+              }
+            })
+        .thenCompose(
+            submitted ->
+                watch
+                    .updates()
+                    .filter(u -> u instanceof TaskUpdate.ContentDelta || TaskWatch.isTerminal(u))
+                    .map(Optional::of)
+                    .keepAlive(settings.keepaliveInterval(), Optional::<TaskUpdate>empty)
+                    .prefixAndTail(1)
+                    .runWith(Sink.head(), http.system)
+                    .thenApply(
+                        prefixAndTail -> {
+                          List<Optional<TaskUpdate>> first = prefixAndTail.first();
+                          if (first.isEmpty()) {
+                            throw ApiError.of(ErrorCode.TIMEOUT, "The chat completion ended without an answer.");
+                          }
+                          if (first.get(0).orElse(null) instanceof TaskUpdate.StatusChanged sc
+                              && sc.view().status() != TaskStatus.SUCCEEDED) {
+                            return finished(sc.view(), requestId);
+                          }
+                          ChatStream chunks =
+                              new ChatStream(
+                                  http,
+                                  id,
+                                  submitted.createdAt().getEpochSecond(),
+                                  spec.model(),
+                                  includeUsage,
+                                  requestId);
+                          return Sse.response(
+                              events(chunks, Source.from(first).concat(prefixAndTail.second()), id, owner));
+                        }));
+  }
+
+  /** {@code updates}: the task's content and its end; empty = idle for a keep-alive interval. */
+  private Source<ByteString, NotUsed> events(
+      ChatStream chunks, Source<Optional<TaskUpdate>, NotUsed> updates, String id, String owner) {
+    return Source.single(chunks.roleChunk())
+        .concat(
+            updates.mapConcat(
+                u -> u.isPresent() ? chunks.render(u.get()) : List.of(Sse.KEEP_ALIVE)))
+        .concatLazy(
+            Source.lazySource(
+                () ->
+                    chunks.finished()
+                        ? Source.<ByteString>empty()
+                        : Source.single(
+                            chunks.error(ErrorCode.INTERNAL, "The chat completion stream ended unexpectedly."))))
+        .recover(new PFBuilder<Throwable, ByteString>().matchAny(chunks::failure).build())
+        .watchTermination(
+            (mat, done) -> {
+              done.whenComplete(
+                  (ok, e) -> {
+                    if (!chunks.finished()) {
+                      // the client went away before the end: stop spending tokens on it
+                      tasks.cancelQuietly(id, owner);
+                    }
+                  });
+              return NotUsed.getInstance();
+            });
+  }
+
+  /** A finished synchronous task as the OpenAI answer or error. */
+  private HttpResponse finished(TaskView view, String requestId) {
+    return switch (view.status()) {
+      case SUCCEEDED -> http.json(StatusCodes.OK, http.taskJson.result(view));
+      case CANCELLED -> http.failure(
+          TaskError.of(ErrorCode.CANCELLED, "The request was cancelled before it finished."), requestId);
+      default -> http.failure(
+          view.error() == null ? TaskError.of(ErrorCode.INTERNAL, "The request failed.") : view.error(),
+          requestId);
+    };
+  }
+
+  private Route stored(String id, String owner, String requestId) {
+    ApiError notFound =
+        new ApiError(ErrorCode.NOT_FOUND, "No stored chat completion found with id '" + id + "'.", "id");
+    if (!TaskIds.isStoredChat(id)) {
+      throw notFound;
+    }
+    return http.respond(
+        tasks
+            .get(id, owner)
+            .thenApply(
+                view -> {
+                  if (view.kind() != TaskKind.CHAT || view.status() != TaskStatus.SUCCEEDED) {
+                    throw notFound;
+                  }
+                  return http.json(StatusCodes.OK, http.taskJson.result(view));
+                })
+            .exceptionally(
+                e -> {
+                  Throwable cause = TaskClient.unwrap(e);
+                  if (cause instanceof ApiError api && api.code() == ErrorCode.NOT_FOUND) {
+                    return http.failure(notFound, requestId);
+                  }
+                  return http.failure(cause, requestId);
+                }),
+        requestId);
+  }
+
+  private Route embeddings(JsonNode body, String owner, Optional<String> key, String requestId) {
+    String model = validation.embeddings(body, "");
+    String id = TaskIds.make(TaskIds.EMBEDDINGS, owner, key);
+    TaskSpec spec = new TaskSpec(TaskKind.EMBEDDINGS, model, body);
+    return http.respond(
+        tasks.run(id, spec, owner, settings.chatTimeout()).thenApply(view -> finished(view, requestId)),
+        requestId);
+  }
+}

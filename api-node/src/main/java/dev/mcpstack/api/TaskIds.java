@@ -1,0 +1,78 @@
+package dev.mcpstack.api;
+
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.regex.Pattern;
+
+/**
+ * Task ids. Random ({@code prefix + UUID without dashes}) or, with an {@code Idempotency-Key},
+ * {@code prefix + first 32 hex chars of SHA-256(owner + ":" + key)}, so a retried call lands on
+ * the same task. Never contain {@code |} (Pekko's PersistenceId rejects it).
+ *
+ * <p>Chat completions kept with {@code store: true} get the prefix {@code chatcmpl-s}, others
+ * {@code chatcmpl-} followed by hex digits only; {@code GET /v1/chat/completions/{id}} serves only
+ * the former. (The task view does not carry the request, so the id is where the flag lives.)
+ */
+final class TaskIds {
+  static final String CHAT = "chatcmpl-";
+  static final String STORED_CHAT = "chatcmpl-s";
+  static final String TASK = "task-";
+  static final String EMBEDDINGS = "embd-";
+  static final int MAX_IDEMPOTENCY_KEY = 255;
+
+  private static final Pattern PLAUSIBLE = Pattern.compile("[A-Za-z0-9_.\\-]{1,128}");
+  private static final Pattern STORED = Pattern.compile("chatcmpl-s[0-9a-f]{32}");
+  private static final Pattern KEY = Pattern.compile("[\\x21-\\x7e]{1," + MAX_IDEMPOTENCY_KEY + "}");
+
+  private TaskIds() {}
+
+  static String chat(String owner, Optional<String> idempotencyKey, boolean store) {
+    return make(store ? STORED_CHAT : CHAT, owner, idempotencyKey);
+  }
+
+  static String make(String prefix, String owner, Optional<String> idempotencyKey) {
+    return prefix
+        + idempotencyKey
+            .map(key -> hash(owner, key))
+            .orElseGet(() -> UUID.randomUUID().toString().replace("-", ""));
+  }
+
+  static boolean isStoredChat(String id) {
+    return STORED.matcher(id).matches();
+  }
+
+  /** Whether {@code id} could be one of ours (anything else is not found without asking). */
+  static boolean plausible(String id) {
+    return PLAUSIBLE.matcher(id).matches();
+  }
+
+  /** Validates the header value: 1..255 visible ASCII characters. */
+  static Optional<String> idempotencyKey(Optional<String> header) {
+    header.ifPresent(
+        k -> {
+          if (!KEY.matcher(k).matches()) {
+            throw ApiError.invalid(
+                "Idempotency-Key",
+                "Invalid 'Idempotency-Key' header: expected 1 to "
+                    + MAX_IDEMPOTENCY_KEY
+                    + " visible ASCII characters.");
+          }
+        });
+    return header;
+  }
+
+  private static String hash(String owner, String key) {
+    try {
+      byte[] digest =
+          MessageDigest.getInstance("SHA-256")
+              .digest((owner + ":" + key).getBytes(StandardCharsets.UTF_8));
+      return HexFormat.of().formatHex(digest).substring(0, 32);
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("SHA-256 is not available", e);
+    }
+  }
+}

@@ -1,0 +1,100 @@
+package dev.mcpstack.api;
+
+import dev.mcpstack.shared.ErrorCode;
+import dev.mcpstack.shared.WorkerInfoProtocol;
+import dev.mcpstack.shared.WorkerInfoProtocol.ModelList;
+import dev.mcpstack.shared.WorkerInfoProtocol.WorkerHealth;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+
+/**
+ * The worker nodes this api-node can see, found through the receptionist: their model catalogue
+ * (asked of one worker, the next one when it does not answer) and their health (asked of all).
+ */
+final class Workers {
+  private final ActorSystem<?> system;
+  private final ApiSettings settings;
+
+  Workers(ActorSystem<?> system, ApiSettings settings) {
+    this.system = system;
+    this.settings = settings;
+  }
+
+  CompletionStage<List<ActorRef<WorkerInfoProtocol.Command>>> find() {
+    return AskPattern.<Receptionist.Command, Receptionist.Listing>ask(
+            system.receptionist(),
+            replyTo -> Receptionist.find(WorkerInfoProtocol.SERVICE_KEY, replyTo),
+            settings.askTimeout(),
+            system.scheduler())
+        .thenApply(
+            listing -> {
+              List<ActorRef<WorkerInfoProtocol.Command>> all =
+                  new ArrayList<>(listing.getServiceInstances(WorkerInfoProtocol.SERVICE_KEY));
+              Collections.shuffle(all);
+              return all;
+            });
+  }
+
+  /** The models of one worker that answers with a non-empty list; 503 when no worker answers. */
+  CompletionStage<ModelList> models() {
+    return find()
+        .thenCompose(
+            workers -> {
+              if (workers.isEmpty()) {
+                throw noWorker();
+              }
+              return modelsFrom(workers, 0, Optional.empty());
+            });
+  }
+
+  private CompletionStage<ModelList> modelsFrom(
+      List<ActorRef<WorkerInfoProtocol.Command>> workers, int index, Optional<ModelList> emptyAnswer) {
+    if (index >= workers.size()) {
+      return emptyAnswer
+          .map(CompletableFuture::completedFuture)
+          .orElseGet(() -> CompletableFuture.failedFuture(noWorker()));
+    }
+    return AskPattern.<WorkerInfoProtocol.Command, ModelList>ask(
+            workers.get(index), WorkerInfoProtocol.ListModels::new, settings.askTimeout(), system.scheduler())
+        .handle(
+            (list, e) -> {
+              if (e == null && !list.models().isEmpty()) {
+                return CompletableFuture.completedFuture(list);
+              }
+              return modelsFrom(workers, index + 1, e == null ? Optional.of(list) : emptyAnswer);
+            })
+        .thenCompose(f -> f);
+  }
+
+  /** Every worker's health that arrived within the ask timeout (an empty list when none did). */
+  CompletionStage<List<WorkerHealth>> health() {
+    return find()
+        .thenCompose(
+            workers -> {
+              List<CompletableFuture<WorkerHealth>> asks =
+                  workers.stream()
+                      .map(
+                          w ->
+                              AskPattern.<WorkerInfoProtocol.Command, WorkerHealth>ask(
+                                      w, WorkerInfoProtocol.CheckHealth::new, settings.askTimeout(), system.scheduler())
+                                  .toCompletableFuture()
+                                  .exceptionally(e -> null))
+                      .toList();
+              return CompletableFuture.allOf(asks.toArray(CompletableFuture[]::new))
+                  .thenApply(
+                      done -> asks.stream().map(CompletableFuture::join).filter(h -> h != null).toList());
+            });
+  }
+
+  private static ApiError noWorker() {
+    return ApiError.of(ErrorCode.UNAVAILABLE, "No worker node is available right now; try again shortly.");
+  }
+}

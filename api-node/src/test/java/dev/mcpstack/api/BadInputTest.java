@@ -1,0 +1,189 @@
+package dev.mcpstack.api;
+
+import static dev.mcpstack.api.ApiFixture.MODEL;
+import static dev.mcpstack.api.ApiFixture.chatBody;
+import static dev.mcpstack.api.ApiFixture.json;
+import static org.junit.jupiter.api.Assertions.*;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.net.Socket;
+import java.net.http.HttpRequest;
+import java.nio.charset.StandardCharsets;
+import java.net.http.HttpResponse;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.TestMethodOrder;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Bad input, table-driven: each case gets its documented status and an OpenAI-shaped error with
+ * a request id; afterwards the API still serves a normal chat.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+class BadInputTest {
+  private static final String CHAT = "/v1/chat/completions";
+  private static final String USER = "[{\"role\":\"user\",\"content\":\"hi\"}]";
+
+  private ApiFixture api;
+
+  @BeforeAll
+  void start() throws Exception {
+    api = ApiFixture.start("BadInputTest", "mcp.api.max-body-size = 64k");
+  }
+
+  @AfterAll
+  void stop() throws Exception {
+    if (api != null) {
+      api.close();
+    }
+  }
+
+  private static String chat(String extra) {
+    return "{\"model\":\"" + MODEL + "\",\"messages\":" + USER + extra + "}";
+  }
+
+  /** name, method, path, content type, body, status, error type, param (null = not checked). */
+  static Stream<Arguments> cases() {
+    return Stream.of(
+        Arguments.of("malformed JSON", "POST", CHAT, "application/json", "{\"model\": \"x\",", 400, "invalid_request_error", null),
+        Arguments.of("trailing garbage", "POST", CHAT, "application/json", chat("") + " nope", 400, "invalid_request_error", null),
+        Arguments.of("empty body", "POST", CHAT, "application/json", "", 400, "invalid_request_error", null),
+        Arguments.of("not an object", "POST", CHAT, "application/json", "[1,2]", 400, "invalid_request_error", null),
+        Arguments.of("missing model", "POST", CHAT, "application/json", "{\"messages\":" + USER + "}", 400, "invalid_request_error", "model"),
+        Arguments.of("model is a number", "POST", CHAT, "application/json", "{\"model\":7,\"messages\":" + USER + "}", 400, "invalid_request_error", "model"),
+        Arguments.of("blank model", "POST", CHAT, "application/json", "{\"model\":\" \",\"messages\":" + USER + "}", 400, "invalid_request_error", "model"),
+        Arguments.of("messages not an array", "POST", CHAT, "application/json", "{\"model\":\"m\",\"messages\":\"hi\"}", 400, "invalid_request_error", "messages"),
+        Arguments.of("empty messages", "POST", CHAT, "application/json", "{\"model\":\"m\",\"messages\":[]}", 400, "invalid_request_error", "messages"),
+        Arguments.of("message not an object", "POST", CHAT, "application/json", "{\"model\":\"m\",\"messages\":[\"hi\"]}", 400, "invalid_request_error", "messages[0]"),
+        Arguments.of("unknown role", "POST", CHAT, "application/json", "{\"model\":\"m\",\"messages\":[{\"role\":\"robot\",\"content\":\"x\"}]}", 400, "invalid_request_error", "messages[0].role"),
+        Arguments.of("missing content", "POST", CHAT, "application/json", "{\"model\":\"m\",\"messages\":[{\"role\":\"user\"}]}", 400, "invalid_request_error", "messages[0].content"),
+        Arguments.of("content is a number", "POST", CHAT, "application/json", "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"a\"},{\"role\":\"user\",\"content\":3}]}", 400, "invalid_request_error", "messages[1].content"),
+        Arguments.of("negative max_tokens", "POST", CHAT, "application/json", chat(",\"max_tokens\":-5"), 400, "invalid_request_error", "max_tokens"),
+        Arguments.of("huge max_tokens", "POST", CHAT, "application/json", chat(",\"max_tokens\":100000000"), 400, "invalid_request_error", "max_tokens"),
+        Arguments.of("enormous max_completion_tokens", "POST", CHAT, "application/json", chat(",\"max_completion_tokens\":99999999999999999999999"), 400, "invalid_request_error", "max_completion_tokens"),
+        Arguments.of("fractional max_tokens", "POST", CHAT, "application/json", chat(",\"max_tokens\":1.5"), 400, "invalid_request_error", "max_tokens"),
+        Arguments.of("temperature 5", "POST", CHAT, "application/json", chat(",\"temperature\":5"), 400, "invalid_request_error", "temperature"),
+        Arguments.of("temperature a string", "POST", CHAT, "application/json", chat(",\"temperature\":\"hot\""), 400, "invalid_request_error", "temperature"),
+        Arguments.of("top_p 2", "POST", CHAT, "application/json", chat(",\"top_p\":2"), 400, "invalid_request_error", "top_p"),
+        Arguments.of("n 3", "POST", CHAT, "application/json", chat(",\"n\":3"), 400, "invalid_request_error", "n"),
+        Arguments.of("stream a string", "POST", CHAT, "application/json", chat(",\"stream\":\"yes\""), 400, "invalid_request_error", "stream"),
+        Arguments.of("empty embeddings input", "POST", "/v1/embeddings", "application/json", "{\"model\":\"m\",\"input\":[]}", 400, "invalid_request_error", "input"),
+        Arguments.of("embeddings input of numbers", "POST", "/v1/embeddings", "application/json", "{\"model\":\"m\",\"input\":[1]}", 400, "invalid_request_error", "input[0]"),
+        Arguments.of("unknown task kind", "POST", "/v1/tasks", "application/json", "{\"kind\":\"dance\",\"request\":{}}", 400, "invalid_request_error", "kind"),
+        Arguments.of("task without request", "POST", "/v1/tasks", "application/json", "{\"kind\":\"chat\"}", 400, "invalid_request_error", "request"),
+        Arguments.of("task chat without messages", "POST", "/v1/tasks", "application/json", "{\"kind\":\"chat\",\"request\":{\"model\":\"m\"}}", 400, "invalid_request_error", "request.messages"),
+        Arguments.of("task that streams", "POST", "/v1/tasks", "application/json", "{\"kind\":\"chat\",\"request\":" + chat(",\"stream\":true") + "}", 400, "invalid_request_error", "request.stream"),
+        Arguments.of("task timeout 0", "POST", "/v1/tasks", "application/json", "{\"kind\":\"model_warmup\",\"request\":{\"model\":\"m\"},\"timeout_seconds\":0}", 400, "invalid_request_error", "timeout_seconds"),
+        Arguments.of("wrong content type", "POST", CHAT, "text/plain", chat(""), 415, "invalid_request_error", null),
+        Arguments.of("form content type", "POST", "/v1/tasks", "application/x-www-form-urlencoded", "kind=chat", 415, "invalid_request_error", null),
+        Arguments.of("wrong method on chat", "PUT", CHAT, "application/json", chat(""), 405, "invalid_request_error", null),
+        Arguments.of("GET on embeddings", "GET", "/v1/embeddings", null, null, 405, "invalid_request_error", null),
+        Arguments.of("DELETE on models", "DELETE", "/v1/models", null, null, 405, "invalid_request_error", null),
+        Arguments.of("unknown path", "GET", "/v1/unknown", null, null, 404, "invalid_request_error".replace("invalid_request_error", "not_found_error"), null),
+        Arguments.of("unknown version", "POST", "/v2/chat/completions", "application/json", chat(""), 404, "not_found_error", null),
+        Arguments.of("task id with a pipe", "GET", "/v1/tasks/a%7Cb", null, null, 404, "not_found_error", null),
+        Arguments.of("unknown task", "GET", "/v1/tasks/task-00000000000000000000000000000000", null, null, 404, "not_found_error", null),
+        Arguments.of("unknown stored completion", "GET", "/v1/chat/completions/chatcmpl-nothing", null, null, 404, "not_found_error", null));
+  }
+
+  @Order(1)
+  @ParameterizedTest(name = "{0} -> {5}")
+  @MethodSource("cases")
+  void badInputGetsItsStatusAndAnOpenAiError(
+      String name, String method, String path, String contentType, String body, int status, String type, String param)
+      throws Exception {
+    HttpRequest.Builder request = api.request(path);
+    if (contentType != null) {
+      request.header("Content-Type", contentType);
+    }
+    request.method(
+        method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
+    HttpResponse<String> response = api.send(request.build());
+
+    assertEquals(status, response.statusCode(), name + ": " + response.body());
+    assertTrue(response.headers().firstValue("Content-Type").orElse("").startsWith("application/json"), name);
+    JsonNode error = json(response).path("error");
+    assertTrue(error.isObject(), response.body());
+    assertEquals(type, error.path("type").asText(), response.body());
+    assertFalse(error.path("message").asText().isBlank(), response.body());
+    assertTrue(error.has("param") && error.has("code"), response.body());
+    String requestId = response.headers().firstValue("X-Request-Id").orElse("");
+    assertFalse(requestId.isEmpty());
+    assertEquals(requestId, error.path("request_id").asText());
+    if (param != null) {
+      assertEquals(param, error.path("param").asText(), response.body());
+      assertTrue(error.path("message").asText().contains(param), response.body());
+    }
+    if (status == 405) {
+      assertTrue(response.headers().firstValue("Allow").isPresent(), name);
+    }
+    assertFalse(response.body().contains("Exception"), response.body());
+  }
+
+  /**
+   * A body declared larger than max-body-size gets 413 before it is read. Raw socket: the client
+   * sends the headers and only a few bytes, so no unread data can make the server's close reset
+   * the connection before the answer is read (which a client writing the whole body risks).
+   */
+  @Order(1)
+  @Test
+  void bodyTooLargeIs413() throws Exception {
+    try (Socket socket = new Socket("127.0.0.1", api.port)) {
+      socket.setSoTimeout(20_000);
+      OutputStream out = socket.getOutputStream();
+      out.write(
+          ("POST " + CHAT + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  + "Content-Length: 100000\r\nX-Request-Id: too-big-1\r\n\r\n{\"model\":")
+              .getBytes(StandardCharsets.US_ASCII));
+      out.flush();
+      BufferedReader in = new BufferedReader(new InputStreamReader(socket.getInputStream(), StandardCharsets.UTF_8));
+      String statusLine = in.readLine();
+      assertTrue(statusLine.startsWith("HTTP/1.1 413"), statusLine);
+      int length = 0;
+      String line;
+      while (!(line = in.readLine()).isEmpty()) {
+        if (line.toLowerCase(java.util.Locale.ROOT).startsWith("content-length:")) {
+          length = Integer.parseInt(line.substring(15).trim());
+        }
+      }
+      char[] body = new char[length];
+      int read = 0;
+      while (read < length) {
+        int n = in.read(body, read, length - read);
+        assertTrue(n > 0, "connection closed before the body was read");
+        read += n;
+      }
+      JsonNode error = ApiFixture.JSON.readTree(new String(body)).path("error");
+      assertEquals("invalid_request_error", error.path("type").asText());
+      assertEquals("payload_too_large", error.path("code").asText());
+      assertEquals("too-big-1", error.path("request_id").asText());
+    }
+  }
+
+  @Order(2)
+  @Test
+  void aNormalChatStillWorksAfterwards() throws Exception {
+    HttpResponse<String> response = api.post(CHAT, chatBody("still here"));
+    assertEquals(200, response.statusCode(), response.body());
+    assertEquals("Simulated reply to: still here", json(response).at("/choices/0/message/content").asText());
+  }
+
+  @Order(3)
+  @Test
+  void badIdempotencyKeyIsRejected() throws Exception {
+    HttpResponse<String> response = api.post(CHAT, chatBody("x"), "Idempotency-Key", "k".repeat(300));
+    assertEquals(400, response.statusCode());
+    assertEquals("Idempotency-Key", json(response).at("/error/param").asText());
+  }
+}
