@@ -34,6 +34,9 @@ public interface TaskProtocol {
   /** The task as it stands, if {@code owner} owns it (else not found). */
   record Get(String owner, ActorRef<TaskReply> replyTo) implements Command {}
 
+  /** The task whoever owns it: for operators (the admin API), never for clients. */
+  record Inspect(ActorRef<TaskReply> replyTo) implements Command {}
+
   /** Cancel the task if it has not finished; answers with the resulting view. */
   record Cancel(String owner, ActorRef<TaskReply> replyTo) implements Command {}
 

@@ -1,5 +1,6 @@
 package dev.mcpstack.shared;
 
+import java.time.Instant;
 import java.util.List;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.receptionist.ServiceKey;
@@ -18,6 +19,15 @@ public interface WorkerInfoProtocol {
 
   record CheckHealth(ActorRef<WorkerHealth> replyTo) implements Command {}
 
+  /** The state of every upstream of this worker. */
+  record ListUpstreams(ActorRef<UpstreamList> replyTo) implements Command {}
+
+  /**
+   * Closes the named upstream's circuit breaker (an operator knows the runner is back); answers
+   * with the worker's upstreams afterwards. An unknown name changes nothing.
+   */
+  record ResetBreaker(String upstream, ActorRef<UpstreamList> replyTo) implements Command {}
+
   /** A model and the upstreams that serve it. */
   record ModelInfo(String id, String ownedBy, List<String> upstreams) implements CborSerializable {}
 
@@ -34,4 +44,22 @@ public interface WorkerInfoProtocol {
       return journalReachable && upstreamsUsable > 0;
     }
   }
+
+  /** {@code node}: the worker's cluster address. */
+  record UpstreamList(String node, List<UpstreamStatus> upstreams) implements CborSerializable {}
+
+  /** {@code breaker}: closed, half-open or open. */
+  record UpstreamStatus(
+      String name,
+      String baseUrl,
+      List<String> models,
+      int priority,
+      int weight,
+      String breaker,
+      int queueDepth,
+      int inFlight,
+      List<RecentError> recentErrors)
+      implements CborSerializable {}
+
+  record RecentError(Instant at, String code, String message) implements CborSerializable {}
 }

@@ -5,6 +5,10 @@ import dev.mcpstack.shared.WorkerInfoProtocol;
 import dev.mcpstack.shared.WorkerInfoProtocol.CheckHealth;
 import dev.mcpstack.shared.WorkerInfoProtocol.Command;
 import dev.mcpstack.shared.WorkerInfoProtocol.ListModels;
+import dev.mcpstack.shared.WorkerInfoProtocol.ListUpstreams;
+import dev.mcpstack.shared.WorkerInfoProtocol.ResetBreaker;
+import dev.mcpstack.shared.WorkerInfoProtocol.UpstreamList;
+import dev.mcpstack.shared.WorkerInfoProtocol.UpstreamStatus;
 import dev.mcpstack.shared.WorkerInfoProtocol.ModelInfo;
 import dev.mcpstack.shared.WorkerInfoProtocol.ModelList;
 import dev.mcpstack.shared.WorkerInfoProtocol.WorkerHealth;
@@ -45,6 +49,25 @@ final class WorkerInfo {
                     return Behaviors.same();
                   })
               .onMessage(
+                  ListUpstreams.class,
+                  msg -> {
+                    msg.replyTo().tell(upstreams(ctx.getSystem(), client));
+                    return Behaviors.same();
+                  })
+              .onMessage(
+                  ResetBreaker.class,
+                  msg -> {
+                    client.upstreams().stream()
+                        .filter(u -> u.name().equals(msg.upstream()))
+                        .forEach(
+                            u -> {
+                              u.resetBreaker();
+                              ctx.getLog().info("circuit breaker of upstream '{}' reset by an operator", u.name());
+                            });
+                    msg.replyTo().tell(upstreams(ctx.getSystem(), client));
+                    return Behaviors.same();
+                  })
+              .onMessage(
                   CheckHealth.class,
                   msg -> {
                     CompletableFuture.supplyAsync(() -> JournalHealth.reachable(config), blocking)
@@ -54,6 +77,28 @@ final class WorkerInfo {
                   })
               .build();
         });
+  }
+
+  private static UpstreamList upstreams(
+      org.apache.pekko.actor.typed.ActorSystem<?> system, ModelRunnerClient client) {
+    List<UpstreamStatus> list =
+        client.upstreams().stream()
+            .map(
+                u ->
+                    new UpstreamStatus(
+                        u.name(),
+                        u.settings().baseUrl(),
+                        u.settings().models(),
+                        u.settings().priority(),
+                        u.settings().weight(),
+                        u.breakerState().name().toLowerCase(java.util.Locale.ROOT).replace('_', '-'),
+                        u.queueDepth(),
+                        u.inFlight(),
+                        u.recentErrors().stream()
+                            .map(e -> new WorkerInfoProtocol.RecentError(e.at(), e.code(), e.message()))
+                            .toList()))
+            .toList();
+    return new UpstreamList(system.address().toString(), list);
   }
 
   private static WorkerHealth health(ModelRunnerClient client, boolean journalOk) {

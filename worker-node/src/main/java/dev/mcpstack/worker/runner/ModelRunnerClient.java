@@ -154,6 +154,7 @@ public final class ModelRunnerClient implements AttemptRunner {
               Throwable cause = Upstream.unwrap(e);
               if (cause instanceof UpstreamFailure f) {
                 WorkerMetrics.upstreamError(upstream.name(), f.error().code());
+                upstream.recordError(f);
                 if (f.notSent() && index + 1 < candidates.size()) {
                   return tryFrom(candidates, index + 1, call);
                 }

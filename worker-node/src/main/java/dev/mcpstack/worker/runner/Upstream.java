@@ -35,7 +35,9 @@ public final class Upstream {
   private final ActorSystem<?> system;
   private final Http http;
   private final ConnectionPoolSettings pool;
-  private final CircuitBreaker breaker;
+  private final java.util.concurrent.atomic.AtomicReference<CircuitBreaker> breakerRef;
+  private final java.util.Deque<RecentError> recentErrors = new java.util.concurrent.ConcurrentLinkedDeque<>();
+  private static final int RECENT_ERRORS = 20;
   private final BoundedSourceQueue<Job<?>> queue;
   private final AtomicInteger queued = new AtomicInteger();
   private final AtomicInteger running = new AtomicInteger();
@@ -55,15 +57,7 @@ public final class Upstream {
                 ClientConnectionSettings.create(system.classicSystem())
                     .withConnectingTimeout(settings.connectTimeout())
                     .withIdleTimeout(settings.idleTimeout()));
-    this.breaker =
-        CircuitBreaker.create(
-                system.classicSystem().scheduler(),
-                settings.breakerMaxFailures(),
-                settings.requestTimeout().plusSeconds(5),
-                settings.breakerResetTimeout())
-            .addOnOpenListener(this::refreshGauges)
-            .addOnHalfOpenListener(this::refreshGauges)
-            .addOnCloseListener(this::refreshGauges);
+    this.breakerRef = new java.util.concurrent.atomic.AtomicReference<>(newBreaker());
     Duration interval = Duration.ofNanos((long) (1_000_000_000L / settings.requestsPerSecond()));
     this.queue =
         Source.<Job<?>>queue(settings.queueSize())
@@ -72,6 +66,43 @@ public final class Upstream {
             .to(Sink.ignore())
             .run(system);
     refreshGauges();
+  }
+
+  private CircuitBreaker newBreaker() {
+    return CircuitBreaker.create(
+            system.classicSystem().scheduler(),
+            settings.breakerMaxFailures(),
+            settings.requestTimeout().plusSeconds(5),
+            settings.breakerResetTimeout())
+        .addOnOpenListener(this::refreshGauges)
+        .addOnHalfOpenListener(this::refreshGauges)
+        .addOnCloseListener(this::refreshGauges);
+  }
+
+  private CircuitBreaker breaker() {
+    return breakerRef.get();
+  }
+
+  /** An operator's reset: a fresh, closed breaker. Calls already running finish on the old one. */
+  public void resetBreaker() {
+    breakerRef.set(newBreaker());
+    refreshGauges();
+  }
+
+  /** A failed call, for operators (the admin API shows the last few). */
+  public record RecentError(java.time.Instant at, String code, String message) {}
+
+  void recordError(UpstreamFailure failure) {
+    recentErrors.addFirst(
+        new RecentError(java.time.Instant.now(), failure.error().code().code(), failure.error().message()));
+    while (recentErrors.size() > RECENT_ERRORS) {
+      recentErrors.pollLast();
+    }
+  }
+
+  /** The last failed calls, newest first. */
+  public java.util.List<RecentError> recentErrors() {
+    return java.util.List.copyOf(recentErrors);
   }
 
   public String name() {
@@ -84,10 +115,11 @@ public final class Upstream {
 
   /** False while the breaker is open: the router prefers other upstreams then. */
   public boolean available() {
-    return !breaker.isOpen();
+    return !breaker().isOpen();
   }
 
   public BreakerState breakerState() {
+    CircuitBreaker breaker = breaker();
     if (breaker.isOpen()) {
       return BreakerState.OPEN;
     }
@@ -114,7 +146,7 @@ public final class Upstream {
    * or the queue is full.
    */
   public <T> CompletionStage<T> submit(Supplier<CompletionStage<T>> call) {
-    if (breaker.isOpen()) {
+    if (breaker().isOpen()) {
       return CompletableFuture.failedFuture(
           UpstreamFailure.breakerOpen(name(), settings.breakerResetTimeout()));
     }
@@ -211,7 +243,7 @@ public final class Upstream {
       running.incrementAndGet();
       refreshGauges();
       CompletionStage<T> outcome =
-          breaker.callWithCircuitBreakerCS(
+          breaker().callWithCircuitBreakerCS(
               call::get,
               (result, failure) -> countsAsFailure(result.orElse(null), failure.orElse(null)));
       return outcome.handle(

@@ -7,6 +7,7 @@ import dev.mcpstack.shared.TaskProtocol;
 import dev.mcpstack.shared.TaskProtocol.Cancel;
 import dev.mcpstack.shared.TaskProtocol.Command;
 import dev.mcpstack.shared.TaskProtocol.Get;
+import dev.mcpstack.shared.TaskProtocol.Inspect;
 import dev.mcpstack.shared.TaskProtocol.Submit;
 import dev.mcpstack.shared.TaskProtocol.Subscribe;
 import dev.mcpstack.shared.TaskReply;
@@ -207,6 +208,7 @@ public final class TaskEntity
         .forState(TaskState::isBlank)
         .onCommand(Submit.class, this::onSubmitNew)
         .onCommand(Get.class, (s, c) -> unknownTask(c.replyTo()))
+        .onCommand(Inspect.class, (s, c) -> unknownTask(c.replyTo()))
         .onCommand(Cancel.class, (s, c) -> unknownTask(c.replyTo()))
         .onCommand(Subscribe.class, (s, c) -> unknownTask(c.replyTo()))
         .onCommand(PassivateFinished.class, this::onPassivate)
@@ -215,6 +217,7 @@ public final class TaskEntity
         .forState(TaskState::isActive)
         .onCommand(Submit.class, this::onSubmitExisting)
         .onCommand(Get.class, this::onGet)
+        .onCommand(Inspect.class, (s, c) -> Effect().reply(c.replyTo(), new TaskReply.Ok(s.toView())))
         .onCommand(Subscribe.class, this::onSubscribe)
         .onCommand(Cancel.class, this::onCancel)
         .onCommand(DeltaReceived.class, this::onDelta)
@@ -228,6 +231,7 @@ public final class TaskEntity
         .forState(TaskState::isFinished)
         .onCommand(Submit.class, this::onSubmitExisting)
         .onCommand(Get.class, this::onGet)
+        .onCommand(Inspect.class, (s, c) -> Effect().reply(c.replyTo(), new TaskReply.Ok(s.toView())))
         .onCommand(Subscribe.class, this::onSubscribe)
         .onCommand(Cancel.class, (s, c) -> answer(s, c.owner(), c.replyTo()))
         .onCommand(PassivateFinished.class, this::onPassivate)

@@ -311,6 +311,7 @@ class ModelRunnerClientTest {
     assertEquals(ErrorCode.UNAVAILABLE, fast.error().code());
     assertTrue(fast.retryable());
     assertEquals(2, primary.stats().requests(), "an open breaker sends nothing");
+    assertEquals("upstream_error", upstream.recentErrors().get(1).code(), "the failures are kept for operators");
 
     primary.setDefaults(Faults.none());
     TestProbe<Object> probe = testKit.createTestProbe();
@@ -328,6 +329,24 @@ class ModelRunnerClientTest {
           assertEquals(Upstream.BreakerState.CLOSED, upstream.breakerState());
           return null;
         });
+  }
+
+  @Test
+  void anOperatorResetClosesAnOpenBreaker() throws Exception {
+    primary.setDefaults(Faults.none().withFailStatus(500));
+    UpstreamSettings fragile =
+        new UpstreamSettings(
+            "p", primary.baseUrl() + "/v1", "", List.of(), 1, 0, 1000, 100, 16, 256,
+            Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(5),
+            Duration.ofSeconds(5), 1, Duration.ofMinutes(10));
+    ModelRunnerClient client = client(fragile);
+    Upstream upstream = client.upstreams().get(0);
+    failureOf(client.start("t", chat("x", false), 1, (c, f) -> {}).result());
+    assertEquals(Upstream.BreakerState.OPEN, upstream.breakerState());
+    primary.setDefaults(Faults.none());
+    upstream.resetBreaker();
+    assertEquals(Upstream.BreakerState.CLOSED, upstream.breakerState());
+    assertEquals("Simulated reply to: x", run(client, chat("x", false)).body().at("/choices/0/message/content").asText());
   }
 
   @Test

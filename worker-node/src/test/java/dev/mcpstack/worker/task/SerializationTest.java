@@ -53,6 +53,7 @@ class SerializationTest {
     TestProbe<TaskUpdate> updates = testKit.createTestProbe();
     TestProbe<WorkerInfoProtocol.ModelList> models = testKit.createTestProbe();
     TestProbe<WorkerInfoProtocol.WorkerHealth> health = testKit.createTestProbe();
+    TestProbe<WorkerInfoProtocol.UpstreamList> upstreams = testKit.createTestProbe();
     TaskState state =
         new TaskState("task-1", spec, "alice", TaskStatus.SUCCEEDED, 3, t, t, t, null, result, null);
     return Stream.of(
@@ -60,6 +61,7 @@ class SerializationTest {
         new TaskProtocol.Submit(spec, "alice", null, null, replies.ref()),
         new TaskProtocol.Get("alice", replies.ref()),
         new TaskProtocol.Cancel("alice", replies.ref()),
+        new TaskProtocol.Inspect(replies.ref()),
         new TaskProtocol.Subscribe("alice", updates.ref(), replies.ref()),
         new TaskReply.Ok(view),
         new TaskReply.Rejected(error),
@@ -86,7 +88,15 @@ class SerializationTest {
         new WorkerInfoProtocol.CheckHealth(health.ref()),
         new WorkerInfoProtocol.ModelList(
             List.of(new WorkerInfoProtocol.ModelInfo("m", "mcp-stack", List.of("sim")))),
-        new WorkerInfoProtocol.WorkerHealth(true, 1, 2, ""));
+        new WorkerInfoProtocol.WorkerHealth(true, 1, 2, ""),
+        new WorkerInfoProtocol.ListUpstreams(upstreams.ref()),
+        new WorkerInfoProtocol.ResetBreaker("sim", upstreams.ref()),
+        new WorkerInfoProtocol.UpstreamList(
+            "pekko://mcp-stack@127.0.0.1:25520",
+            List.of(
+                new WorkerInfoProtocol.UpstreamStatus(
+                    "sim", "http://127.0.0.1:12434/v1", List.of("m"), 0, 1, "open", 2, 3,
+                    List.of(new WorkerInfoProtocol.RecentError(t, "upstream_error", "boom"))))));
   }
 
   @ParameterizedTest
