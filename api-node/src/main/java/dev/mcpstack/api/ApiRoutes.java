@@ -30,6 +30,7 @@ final class ApiRoutes {
   private final ChatRoutes chat;
   private final TaskRoutes tasks;
   private final ModelRoutes models;
+  private final AdminRoutes admin;
 
   ApiRoutes(HttpSupport http, TaskClient taskClient, Workers workers) {
     this.http = http;
@@ -38,6 +39,7 @@ final class ApiRoutes {
     this.chat = new ChatRoutes(http, taskClient, validation);
     this.tasks = new TaskRoutes(http, taskClient, validation);
     this.models = new ModelRoutes(http, workers);
+    this.admin = new AdminRoutes(http, taskClient, workers);
   }
 
   Route route() {
@@ -66,7 +68,8 @@ final class ApiRoutes {
                                               health.route(requestId),
                                               chat.route(requestId),
                                               tasks.route(requestId),
-                                              models.route(requestId))))));
+                                              models.route(requestId),
+                                              admin.route(requestId))))));
         });
   }
 

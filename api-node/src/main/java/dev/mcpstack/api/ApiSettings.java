@@ -21,7 +21,8 @@ public record ApiSettings(
     Duration resubscribeInterval,
     int streamBufferSize,
     Duration retryAfter,
-    Duration shutdownDeadline) {
+    Duration shutdownDeadline,
+    AdminToken adminToken) {
 
   public static ApiSettings fromConfig(Config root) {
     Config c = root.getConfig("mcp.api");
@@ -42,7 +43,8 @@ public record ApiSettings(
         c.getDuration("resubscribe-interval"),
         c.getInt("stream-buffer-size"),
         c.getDuration("retry-after"),
-        c.getDuration("shutdown-deadline"));
+        c.getDuration("shutdown-deadline"),
+        AdminToken.of(c.getString("admin-token")));
   }
 
   public boolean development() {

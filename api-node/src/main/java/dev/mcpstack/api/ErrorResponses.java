@@ -16,8 +16,9 @@ import org.apache.pekko.http.javadsl.model.headers.RawHeader;
 
 /**
  * The one place errors become HTTP: OpenAI's shape {@code {"error":{"message","type","param",
- * "code","request_id"}}}, the status from {@link ErrorCode}, and {@code Retry-After} on 429 and
- * 503. Stream error events use {@link #body} for the same shape inside {@code data:}.
+ * "code","request_id"}}}, the status from {@link ErrorCode}, {@code Retry-After} on 429 and
+ * 503, and {@code WWW-Authenticate: Bearer} on 401. Stream error events use {@link #body} for the
+ * same shape inside {@code data:}.
  */
 final class ErrorResponses {
   private final ObjectMapper json;
@@ -45,6 +46,9 @@ final class ErrorResponses {
     List<HttpHeader> headers = new ArrayList<>(extra);
     if (code.httpStatus() == 429 || code.httpStatus() == 503) {
       headers.add(RawHeader.create("Retry-After", Long.toString(retryAfterSeconds)));
+    }
+    if (code.httpStatus() == 401) {
+      headers.add(RawHeader.create("WWW-Authenticate", "Bearer"));
     }
     return HttpResponse.create()
         .withStatus(StatusCodes.get(code.httpStatus()))

@@ -5,6 +5,7 @@ import static org.apache.pekko.http.javadsl.server.Directives.*;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mcpstack.shared.WorkerInfoProtocol.WorkerHealth;
 import java.util.List;
+import java.util.Locale;
 import java.util.stream.Collectors;
 import org.apache.pekko.cluster.MemberStatus;
 import org.apache.pekko.cluster.typed.Cluster;
@@ -47,7 +48,7 @@ final class HealthRoutes {
                   boolean anyReady = health.stream().anyMatch(WorkerHealth::ready);
                   ObjectNode body = status(up && anyReady ? "ok" : "unavailable");
                   ObjectNode checks = body.putObject("checks");
-                  checks.put("cluster_member", self.toString().toLowerCase(java.util.Locale.ROOT));
+                  checks.put("cluster_member", memberStatus(self));
                   checks.put("workers_answering", health.size());
                   checks.put("workers_ready", health.stream().filter(WorkerHealth::ready).count());
                   checks.put("journal", health.stream().anyMatch(WorkerHealth::journalReachable) ? "reachable" : "unreachable");
@@ -74,6 +75,11 @@ final class HealthRoutes {
                       RawHeader.create("Retry-After", Long.toString(Math.max(1, http.settings.retryAfter().toSeconds()))));
                 }),
         requestId);
+  }
+
+  /** A member status as the API writes it: {@code up}, {@code weakly_up}, {@code leaving}, ... */
+  static String memberStatus(MemberStatus status) {
+    return status.toString().replaceAll("([a-z])([A-Z])", "$1_$2").toLowerCase(Locale.ROOT);
   }
 
   private ObjectNode status(String value) {

@@ -112,23 +112,28 @@ final class HttpSupport {
 
   /** The caller's owner id; 401 when the {@link Authenticator} does not know the bearer token. */
   Route authenticated(Function<String, Route> inner) {
+    return bearerToken(
+        token ->
+            authenticator
+                .ownerFor(token)
+                .map(inner)
+                .orElseThrow(
+                    () ->
+                        ApiError.of(
+                            ErrorCode.AUTHENTICATION,
+                            "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'.")));
+  }
+
+  /** The token of an {@code Authorization: Bearer <token>} header, if the request has one. */
+  Route bearerToken(Function<Optional<String>, Route> inner) {
     return optionalHeaderValueByName(
         "Authorization",
-        header -> {
-          Optional<String> token =
-              header
-                  .map(String::trim)
-                  .filter(h -> h.regionMatches(true, 0, "Bearer ", 0, 7))
-                  .map(h -> h.substring(7).trim());
-          return authenticator
-              .ownerFor(token)
-              .map(inner)
-              .orElseThrow(
-                  () ->
-                      ApiError.of(
-                          ErrorCode.AUTHENTICATION,
-                          "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'."));
-        });
+        header ->
+            inner.apply(
+                header
+                    .map(String::trim)
+                    .filter(h -> h.regionMatches(true, 0, "Bearer ", 0, 7))
+                    .map(h -> h.substring(7).trim())));
   }
 
   /** The validated {@code Idempotency-Key} header, if any. */

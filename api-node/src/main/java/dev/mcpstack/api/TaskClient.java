@@ -49,6 +49,11 @@ final class TaskClient {
     return ask(id, replyTo -> new TaskProtocol.Get(owner, replyTo));
   }
 
+  /** The task whoever owns it (operators only: the admin API). */
+  CompletionStage<TaskView> inspect(String id) {
+    return ask(id, TaskProtocol.Inspect::new);
+  }
+
   CompletionStage<TaskView> cancel(String id, String owner) {
     return ask(id, replyTo -> new TaskProtocol.Cancel(owner, replyTo));
   }

@@ -186,7 +186,8 @@ final class TaskRoutes {
         .keepAlive(settings.keepaliveInterval(), () -> Sse.KEEP_ALIVE);
   }
 
-  private static void checkId(String id) {
+  /** 404 without asking when {@code id} cannot be a task id. */
+  static void checkId(String id) {
     if (!TaskIds.plausible(id)) {
       throw new ApiError(ErrorCode.NOT_FOUND, "No task found with id '" + id + "'.", "id");
     }

@@ -3,6 +3,7 @@ package dev.mcpstack.api;
 import dev.mcpstack.shared.ErrorCode;
 import dev.mcpstack.shared.WorkerInfoProtocol;
 import dev.mcpstack.shared.WorkerInfoProtocol.ModelList;
+import dev.mcpstack.shared.WorkerInfoProtocol.UpstreamList;
 import dev.mcpstack.shared.WorkerInfoProtocol.WorkerHealth;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -10,6 +11,7 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import java.util.function.Function;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
@@ -17,7 +19,8 @@ import org.apache.pekko.actor.typed.receptionist.Receptionist;
 
 /**
  * The worker nodes this api-node can see, found through the receptionist: their model catalogue
- * (asked of one worker, the next one when it does not answer) and their health (asked of all).
+ * (asked of one worker, the next one when it does not answer), their health and their upstreams
+ * (asked of all).
  */
 final class Workers {
   private final ActorSystem<?> system;
@@ -76,22 +79,55 @@ final class Workers {
 
   /** Every worker's health that arrived within the ask timeout (an empty list when none did). */
   CompletionStage<List<WorkerHealth>> health() {
+    return find().thenCompose(workers -> askAll(workers, WorkerInfoProtocol.CheckHealth::new));
+  }
+
+  /** Every worker's upstreams that arrived within the ask timeout; 503 when no worker answers. */
+  CompletionStage<List<UpstreamList>> upstreams() {
+    return fromEvery(WorkerInfoProtocol.ListUpstreams::new);
+  }
+
+  /**
+   * Tells every worker to close the named upstream's circuit breaker; their upstreams afterwards,
+   * as far as they arrived within the ask timeout; 503 when no worker answers.
+   */
+  CompletionStage<List<UpstreamList>> resetBreaker(String upstream) {
+    return fromEvery(replyTo -> new WorkerInfoProtocol.ResetBreaker(upstream, replyTo));
+  }
+
+  private <T> CompletionStage<List<T>> fromEvery(Function<ActorRef<T>, WorkerInfoProtocol.Command> question) {
     return find()
         .thenCompose(
             workers -> {
-              List<CompletableFuture<WorkerHealth>> asks =
-                  workers.stream()
-                      .map(
-                          w ->
-                              AskPattern.<WorkerInfoProtocol.Command, WorkerHealth>ask(
-                                      w, WorkerInfoProtocol.CheckHealth::new, settings.askTimeout(), system.scheduler())
-                                  .toCompletableFuture()
-                                  .exceptionally(e -> null))
-                      .toList();
-              return CompletableFuture.allOf(asks.toArray(CompletableFuture[]::new))
-                  .thenApply(
-                      done -> asks.stream().map(CompletableFuture::join).filter(h -> h != null).toList());
+              if (workers.isEmpty()) {
+                throw noWorker();
+              }
+              return askAll(workers, question);
+            })
+        .thenApply(
+            answers -> {
+              if (answers.isEmpty()) {
+                throw noWorker();
+              }
+              return answers;
             });
+  }
+
+  /** Asks every worker at once; the answers that arrived within the ask timeout, in no order. */
+  private <T> CompletionStage<List<T>> askAll(
+      List<ActorRef<WorkerInfoProtocol.Command>> workers,
+      Function<ActorRef<T>, WorkerInfoProtocol.Command> question) {
+    List<CompletableFuture<T>> asks =
+        workers.stream()
+            .map(
+                w ->
+                    AskPattern.<WorkerInfoProtocol.Command, T>ask(
+                            w, question::apply, settings.askTimeout(), system.scheduler())
+                        .toCompletableFuture()
+                        .exceptionally(e -> null))
+            .toList();
+    return CompletableFuture.allOf(asks.toArray(CompletableFuture[]::new))
+        .thenApply(done -> asks.stream().map(CompletableFuture::join).filter(a -> a != null).toList());
   }
 
   private static ApiError noWorker() {

@@ -13,6 +13,7 @@ import java.net.Socket;
 import java.net.http.HttpRequest;
 import java.nio.charset.StandardCharsets;
 import java.net.http.HttpResponse;
+import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -39,7 +40,8 @@ class BadInputTest {
 
   @BeforeAll
   void start() throws Exception {
-    api = ApiFixture.start("BadInputTest", "mcp.api.max-body-size = 64k");
+    // no admin token (whatever ADMIN_TOKEN says): the admin API is off
+    api = ApiFixture.start("BadInputTest", "mcp.api.max-body-size = 64k\nmcp.api.admin-token = \"\"");
   }
 
   @AfterAll
@@ -185,5 +187,26 @@ class BadInputTest {
     HttpResponse<String> response = api.post(CHAT, chatBody("x"), "Idempotency-Key", "k".repeat(300));
     assertEquals(400, response.statusCode());
     assertEquals("Idempotency-Key", json(response).at("/error/param").asText());
+  }
+
+  @Order(3)
+  @Test
+  void adminApiIsAbsentWithoutAToken() throws Exception {
+    HttpResponse<String> unknown = api.get("/no-such-thing");
+    for (HttpResponse<String> response :
+        List.of(
+            api.get("/admin/cluster"),
+            api.get("/admin/cluster", "Authorization", "Bearer anything"),
+            api.get("/admin/upstreams", "Authorization", "Bearer "),
+            api.get("/admin/tasks/task-unknown123"),
+            api.send(
+                api.request("/admin/upstreams/default/reset")
+                    .POST(HttpRequest.BodyPublishers.noBody())
+                    .build()))) {
+      assertEquals(404, response.statusCode(), response.body());
+      assertEquals(json(unknown).at("/error/type"), json(response).at("/error/type"));
+      assertEquals(json(unknown).at("/error/code"), json(response).at("/error/code"));
+      assertTrue(response.headers().firstValue("WWW-Authenticate").isEmpty());
+    }
   }
 }

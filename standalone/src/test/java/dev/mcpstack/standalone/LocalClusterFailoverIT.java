@@ -14,10 +14,8 @@ import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -66,30 +64,39 @@ class LocalClusterFailoverIT {
     env.put("ARTERY_BASE", "35520");
     env.put("MANAGEMENT_BASE", "17626");
     env.put("METRICS_BASE", "19095");
-    env.put("SIM_LATENCY_MS", "1500");
+    env.put("SIM_LATENCY_MS", "3000");
     env.put("LOG_LEVEL", "WARN");
     script(env, "stop", log); // leftovers of an interrupted run
     long started = System.nanoTime();
     script(env, "start", log);
     System.out.printf("local cluster started in %d ms%n", (System.nanoTime() - started) / 1_000_000);
     try {
-      Map<String, String> prompts = new LinkedHashMap<>();
+      // submitted all at once, so that many are queued or running on every worker at the kill
+      Map<String, java.util.concurrent.CompletableFuture<HttpResponse<String>>> submits = new LinkedHashMap<>();
       for (int i = 0; i < TASKS; i++) {
         String prompt = "task number " + i;
-        JsonNode task =
-            send(
-                "POST",
-                apiPort,
-                "/v1/tasks",
-                "{\"kind\":\"chat\",\"request\":{\"model\":\"sim-small\",\"messages\":[{\"role\":\"user\",\"content\":\""
-                    + prompt
-                    + "\"}]}}",
-                202);
-        prompts.put(task.path("id").asText(), prompt);
+        HttpRequest submit =
+            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + apiPort + "/v1/tasks"))
+                .timeout(Duration.ofSeconds(60))
+                .header("Content-Type", "application/json")
+                .POST(
+                    HttpRequest.BodyPublishers.ofString(
+                        "{\"kind\":\"chat\",\"request\":{\"model\":\"sim-small\",\"messages\":[{\"role\":\"user\",\"content\":\""
+                            + prompt
+                            + "\"}]}}"))
+                .build();
+        submits.put(prompt, http.sendAsync(submit, HttpResponse.BodyHandlers.ofString()));
+      }
+      Map<String, String> prompts = new LinkedHashMap<>();
+      for (Map.Entry<String, java.util.concurrent.CompletableFuture<HttpResponse<String>>> e : submits.entrySet()) {
+        HttpResponse<String> r = e.getValue().get(60, TimeUnit.SECONDS);
+        assertEquals(202, r.statusCode(), r.body());
+        prompts.put(JSON.readTree(r.body()).path("id").asText(), e.getKey());
       }
       assertEquals(TASKS, prompts.size(), "every submit got its own task id");
 
-      long pid = Long.parseLong(Files.readString(dir.resolve("pids/worker-2.pid")).trim());
+      // worker-1 is the oldest worker: it hosts the shard coordinator too, the harshest case
+      long pid = Long.parseLong(Files.readString(dir.resolve("pids/worker-1.pid")).trim());
       long killedAt = System.nanoTime();
       assertEquals(0, new ProcessBuilder("kill", "-9", String.valueOf(pid)).start().waitFor());
 
@@ -97,11 +104,15 @@ class LocalClusterFailoverIT {
       long firstResumed = -1;
       long deadline = killedAt + TimeUnit.SECONDS.toNanos(150);
       while (terminal.size() < TASKS && System.nanoTime() < deadline) {
+        // one round: every unfinished task, asked concurrently
+        Map<String, java.util.concurrent.CompletableFuture<JsonNode>> round = new HashMap<>();
         for (String id : prompts.keySet()) {
-          if (terminal.containsKey(id)) {
-            continue;
+          if (!terminal.containsKey(id)) {
+            round.put(id, getLenient(apiPort, "/v1/tasks/" + id));
           }
-          JsonNode task = sendLenient(apiPort, "/v1/tasks/" + id);
+        }
+        for (Map.Entry<String, java.util.concurrent.CompletableFuture<JsonNode>> e : round.entrySet()) {
+          JsonNode task = e.getValue().get(60, TimeUnit.SECONDS);
           if (task == null) {
             continue; // 503 while shards move: ask again next round
           }
@@ -110,7 +121,7 @@ class LocalClusterFailoverIT {
           }
           String status = task.path("status").asText();
           if (status.equals("succeeded") || status.equals("failed") || status.equals("cancelled")) {
-            terminal.put(id, task);
+            terminal.put(e.getKey(), task);
           }
         }
       }
@@ -141,26 +152,22 @@ class LocalClusterFailoverIT {
     }
   }
 
-  private JsonNode send(String method, int port, String path, String body, int expected) throws Exception {
-    HttpRequest request =
-        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
-            .timeout(Duration.ofSeconds(30))
-            .header("Content-Type", "application/json")
-            .method(method, HttpRequest.BodyPublishers.ofString(body))
-            .build();
-    HttpResponse<String> r = http.send(request, HttpResponse.BodyHandlers.ofString());
-    assertEquals(expected, r.statusCode(), r.body());
-    return JSON.readTree(r.body());
-  }
-
-  private JsonNode sendLenient(int port, String path) throws Exception {
+  /** The task JSON, or null while the api-node answers 503 (shards moving). */
+  private java.util.concurrent.CompletableFuture<JsonNode> getLenient(int port, String path) {
     HttpRequest request =
         HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path)).timeout(Duration.ofSeconds(30)).GET().build();
-    HttpResponse<String> r = http.send(request, HttpResponse.BodyHandlers.ofString());
-    if (r.statusCode() == 503) {
-      return null;
-    }
-    assertEquals(200, r.statusCode(), r.body());
-    return JSON.readTree(r.body());
+    return http.sendAsync(request, HttpResponse.BodyHandlers.ofString())
+        .thenApply(
+            r -> {
+              if (r.statusCode() == 503) {
+                return null;
+              }
+              assertEquals(200, r.statusCode(), r.body());
+              try {
+                return JSON.readTree(r.body());
+              } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+              }
+            });
   }
 }

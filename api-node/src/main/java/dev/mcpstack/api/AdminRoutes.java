@@ -1,0 +1,264 @@
+package dev.mcpstack.api;
+
+import static org.apache.pekko.http.javadsl.server.Directives.*;
+import static org.apache.pekko.http.javadsl.server.PathMatchers.segment;
+
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.mcpstack.shared.ErrorCode;
+import dev.mcpstack.shared.TaskProtocol;
+import dev.mcpstack.shared.WorkerInfoProtocol.RecentError;
+import dev.mcpstack.shared.WorkerInfoProtocol.UpstreamList;
+import dev.mcpstack.shared.WorkerInfoProtocol.UpstreamStatus;
+import java.time.Duration;
+import java.util.Comparator;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletionStage;
+import java.util.function.Supplier;
+import java.util.stream.StreamSupport;
+import org.apache.pekko.actor.Address;
+import org.apache.pekko.actor.AddressFromURIString;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.cluster.ClusterEvent.CurrentClusterState;
+import org.apache.pekko.cluster.Member;
+import org.apache.pekko.cluster.sharding.ShardRegion.ClusterShardingStats;
+import org.apache.pekko.cluster.sharding.ShardRegion.ShardRegionStats;
+import org.apache.pekko.cluster.sharding.typed.ClusterShardingQuery;
+import org.apache.pekko.cluster.sharding.typed.GetClusterShardingStats;
+import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.Leave;
+import org.apache.pekko.http.javadsl.model.StatusCodes;
+import org.apache.pekko.http.javadsl.server.Route;
+
+/**
+ * The operations API under {@code /admin}, for operators holding {@code mcp.api.admin-token}:
+ * cluster members with their shards ({@code GET /admin/cluster}), draining a node
+ * ({@code POST /admin/cluster/members/{address}/leave}), every worker's upstreams and breakers
+ * ({@code GET /admin/upstreams}, {@code POST /admin/upstreams/{name}/reset}) and any owner's task
+ * ({@code GET /admin/tasks/{id}}). Without a token the whole tree does not exist (404).
+ */
+final class AdminRoutes {
+  private final HttpSupport http;
+  private final TaskClient tasks;
+  private final Workers workers;
+  private final AdminToken token;
+  private final Cluster cluster;
+  private final ClusterSharding sharding;
+
+  AdminRoutes(HttpSupport http, TaskClient tasks, Workers workers) {
+    this.http = http;
+    this.tasks = tasks;
+    this.workers = workers;
+    this.token = http.settings.adminToken();
+    this.cluster = Cluster.get(http.system);
+    this.sharding = ClusterSharding.get(http.system);
+  }
+
+  Route route(String requestId) {
+    if (!token.enabled()) {
+      return reject();
+    }
+    return pathPrefix(
+        "admin",
+        () ->
+            authorized(
+                () ->
+                    concat(
+                        pathPrefix(
+                            "cluster",
+                            () ->
+                                concat(
+                                    pathEndOrSingleSlash(() -> get(() -> cluster(requestId))),
+                                    path(
+                                        segment("members").slash(segment()).slash("leave"),
+                                        address -> post(() -> leave(address))))),
+                        pathPrefix(
+                            "upstreams",
+                            () ->
+                                concat(
+                                    pathEndOrSingleSlash(() -> get(() -> upstreams(requestId))),
+                                    path(
+                                        segment().slash("reset"),
+                                        name -> post(() -> reset(name, requestId))))),
+                        path(segment("tasks").slash(segment()), id -> get(() -> task(id, requestId))))));
+  }
+
+  /** 401 unless the request carries the admin token as its bearer token. */
+  private Route authorized(Supplier<Route> inner) {
+    return http.bearerToken(
+        presented -> {
+          if (!token.matches(presented)) {
+            throw ApiError.of(
+                ErrorCode.AUTHENTICATION,
+                "Incorrect or missing admin token. Send it as 'Authorization: Bearer <token>'.");
+          }
+          return inner.get();
+        });
+  }
+
+  // ---- cluster ----
+
+  private Route cluster(String requestId) {
+    return http.respond(
+        shardStats()
+            .thenApply(
+                stats -> {
+                  CurrentClusterState state = cluster.state();
+                  Set<Address> unreachable = new HashSet<>();
+                  state.getUnreachable().forEach(m -> unreachable.add(m.address()));
+                  ObjectNode body = http.json.createObjectNode();
+                  body.put("self", cluster.selfMember().address().toString());
+                  body.put("leader", state.getLeader() == null ? null : state.getLeader().toString());
+                  ArrayNode members = body.putArray("members");
+                  StreamSupport.stream(state.getMembers().spliterator(), false)
+                      .sorted(Comparator.comparing(m -> m.address().toString()))
+                      .forEach(m -> members.add(member(m, !unreachable.contains(m.address()), stats.get(m.address()))));
+                  ArrayNode unreachableNode = body.putArray("unreachable");
+                  unreachable.stream().map(Address::toString).sorted().forEach(unreachableNode::add);
+                  return http.json(StatusCodes.OK, body);
+                }),
+        requestId);
+  }
+
+  private ObjectNode member(Member m, boolean reachable, ShardRegionStats stats) {
+    ObjectNode n = http.json.createObjectNode();
+    n.put("address", m.address().toString());
+    ArrayNode roles = n.putArray("roles");
+    // every member also has a "dc-<name>" role for its data centre: not a role anyone configured
+    m.getRoles().stream().filter(r -> !r.startsWith("dc-")).sorted().forEach(roles::add);
+    n.put("status", HealthRoutes.memberStatus(m.status()));
+    n.put("reachable", reachable);
+    Map<String, Object> shards = stats == null ? Map.of() : stats.getStats();
+    n.put("shards", shards.size());
+    n.put("entities", shards.values().stream().mapToLong(c -> ((Number) c).longValue()).sum());
+    return n;
+  }
+
+  /**
+   * Task shards and entities per node. Sharding asks every region within the ask timeout and
+   * answers with those that replied (an empty map when the coordinator is not reachable), so this
+   * ask waits for that answer a second ask timeout; a node missing from the answer shows 0/0.
+   */
+  private CompletionStage<Map<Address, ShardRegionStats>> shardStats() {
+    Duration timeout = http.settings.askTimeout();
+    return AskPattern.<ClusterShardingQuery, ClusterShardingStats>ask(
+            sharding.shardState(),
+            replyTo -> new GetClusterShardingStats(TaskProtocol.TYPE_KEY, timeout, replyTo),
+            timeout.multipliedBy(2),
+            http.system.scheduler())
+        .thenApply(ClusterShardingStats::getRegions)
+        .exceptionally(e -> Map.of()); // the overview still shows the members, with 0/0
+  }
+
+  private Route leave(String given) {
+    Address address = memberAddress(given);
+    boolean known =
+        StreamSupport.stream(cluster.state().getMembers().spliterator(), false)
+            .anyMatch(m -> m.address().equals(address));
+    if (!known) {
+      throw new ApiError(ErrorCode.NOT_FOUND, "No cluster member has the address '" + address + "'.", "address");
+    }
+    http.system.log().info("node {} asked to leave the cluster by an operator", address);
+    cluster.manager().tell(Leave.create(address));
+    ObjectNode body = http.json.createObjectNode().put("address", address.toString()).put("status", "leaving");
+    return complete(http.json(StatusCodes.ACCEPTED, body));
+  }
+
+  /**
+   * A member address as {@code protocol://system@host:port} (percent-encoded in the path), or
+   * {@code system@host:port} for this node's protocol; 400 when it is not one.
+   */
+  private Address memberAddress(String given) {
+    String full = given.contains("://") ? given : cluster.selfMember().address().protocol() + "://" + given;
+    Address address;
+    try {
+      address = AddressFromURIString.parse(full);
+    } catch (Exception e) { // MalformedURLException, undeclared by the Scala signature
+      address = null;
+    }
+    if (address == null || !address.hasGlobalScope() || address.port().isEmpty()) {
+      throw ApiError.invalid(
+          "address",
+          "Invalid member address '" + given + "': expected protocol://system@host:port, e.g. "
+              + cluster.selfMember().address() + " (percent-encoded in the URL).");
+    }
+    return address;
+  }
+
+  // ---- upstreams ----
+
+  private Route upstreams(String requestId) {
+    return http.respond(workers.upstreams().thenApply(lists -> http.json(StatusCodes.OK, upstreams(lists))), requestId);
+  }
+
+  private Route reset(String name, String requestId) {
+    return http.respond(
+        workers
+            .resetBreaker(name)
+            .thenApply(
+                lists -> {
+                  boolean known = lists.stream().anyMatch(l -> l.upstreams().stream().anyMatch(u -> u.name().equals(name)));
+                  if (!known) {
+                    throw new ApiError(ErrorCode.NOT_FOUND, "No worker has an upstream named '" + name + "'.", "name");
+                  }
+                  return http.json(StatusCodes.OK, upstreams(lists));
+                }),
+        requestId);
+  }
+
+  /** {@code {workers:[{node, upstreams:[...]}]}}, workers by node address. */
+  private ObjectNode upstreams(List<UpstreamList> lists) {
+    ObjectNode body = http.json.createObjectNode();
+    ArrayNode workersNode = body.putArray("workers");
+    lists.stream()
+        .sorted(Comparator.comparing(UpstreamList::node))
+        .forEach(
+            l -> {
+              ObjectNode w = workersNode.addObject();
+              w.put("node", l.node());
+              ArrayNode ups = w.putArray("upstreams");
+              l.upstreams().forEach(u -> ups.add(upstream(u)));
+            });
+    return body;
+  }
+
+  private ObjectNode upstream(UpstreamStatus u) {
+    ObjectNode n = http.json.createObjectNode();
+    n.put("name", u.name());
+    n.put("base_url", u.baseUrl());
+    ArrayNode models = n.putArray("models");
+    u.models().forEach(models::add);
+    n.put("priority", u.priority());
+    n.put("weight", u.weight());
+    n.put("breaker", u.breaker());
+    n.put("queue_depth", u.queueDepth());
+    n.put("in_flight", u.inFlight());
+    ArrayNode errors = n.putArray("recent_errors");
+    for (RecentError e : u.recentErrors()) {
+      ObjectNode err = errors.addObject();
+      if (e.at() == null) {
+        err.putNull("at");
+      } else {
+        err.put("at", e.at().getEpochSecond());
+      }
+      err.put("code", e.code());
+      err.put("message", e.message());
+    }
+    return n;
+  }
+
+  // ---- tasks ----
+
+  private Route task(String id, String requestId) {
+    TaskRoutes.checkId(id);
+    return http.respond(
+        tasks
+            .inspect(id)
+            .thenApply(view -> http.json(StatusCodes.OK, http.taskJson.task(view).put("owner", view.owner()))),
+        requestId);
+  }
+}
