@@ -130,6 +130,8 @@ class ClusterFailoverTest {
   @Test
   void aCrashedWorkersTasksFinishOnTheSurvivor() throws Exception {
     Node api = startNode("api", seedPort, false);
+    WorkerReadinessCheck readiness = new WorkerReadinessCheck(api.system().classicSystem());
+    assertFalse(readiness.get().toCompletableFuture().get(10, TimeUnit.SECONDS), "no worker yet: not ready");
     Node workerA = startNode("worker", 0, true);
     Node workerB = startNode("worker", 0, false);
     TestProbe<Object> probe = TestProbe.create(api.system());
@@ -137,6 +139,17 @@ class ClusterFailoverTest {
         Duration.ofSeconds(30),
         () -> {
           assertEquals(3, upMembers(api));
+          return null;
+        });
+
+    probe.awaitAssert(
+        Duration.ofSeconds(30),
+        () -> {
+          try {
+            assertTrue(readiness.get().toCompletableFuture().get(10, TimeUnit.SECONDS), "workers up: ready");
+          } catch (Exception e) {
+            throw new AssertionError(e);
+          }
           return null;
         });
 
