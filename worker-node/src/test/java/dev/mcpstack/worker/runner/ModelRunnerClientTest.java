@@ -66,11 +66,42 @@ class ModelRunnerClientTest {
 
   // ---- fixtures ----
 
+  /** Upstream settings for a test: generous limits unless a test narrows one. */
+  private static final class Up {
+    private final String name;
+    private final String baseUrl;
+    List<String> models = List.of();
+    int weight = 1;
+    int priority = 0;
+    double rate = 1000;
+    int burst = 100;
+    int maxConcurrency = 16;
+    int queueSize = 256;
+    Duration requestTimeout = Duration.ofSeconds(10);
+    Duration firstTokenTimeout = Duration.ofSeconds(5);
+    int maxFailures = 5;
+    Duration resetTimeout = Duration.ofSeconds(1);
+
+    Up(String name, String baseUrl) {
+      this.name = name;
+      this.baseUrl = baseUrl;
+    }
+
+    UpstreamSettings build() {
+      return new UpstreamSettings(
+          name, baseUrl, "", models, weight, priority, rate, burst, maxConcurrency, queueSize,
+          Duration.ofSeconds(2), requestTimeout, firstTokenTimeout, Duration.ofSeconds(5),
+          maxFailures, resetTimeout);
+    }
+  }
+
   private static UpstreamSettings upstream(String name, String baseUrl) {
-    return new UpstreamSettings(
-        name, baseUrl, "", List.of(), 1, 0, 1000, 100, 16, 256, Duration.ofSeconds(2),
-        Duration.ofSeconds(10), Duration.ofSeconds(5), Duration.ofSeconds(5), 5,
-        Duration.ofSeconds(1));
+    return new Up(name, baseUrl).build();
+  }
+
+  private static UpstreamSettings build(Up up, java.util.function.Consumer<Up> narrow) {
+    narrow.accept(up);
+    return up.build();
   }
 
   private ModelRunnerClient client(UpstreamSettings... upstreams) {
@@ -203,10 +234,11 @@ class ModelRunnerClientTest {
     assertFalse(fromRunner.retryable());
 
     UpstreamSettings onlySmall =
-        new UpstreamSettings(
-            "p", primary.baseUrl() + "/v1", "", List.of("sim-small"), 1, 0, 1000, 100, 16, 256,
-            Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(5),
-            Duration.ofSeconds(5), 5, Duration.ofSeconds(1));
+        build(
+            new Up("p", primary.baseUrl() + "/v1"),
+            u -> {
+              u.models = List.of("sim-small");
+            });
     UpstreamFailure unrouted =
         failureOf(
             client(onlySmall)
@@ -220,10 +252,12 @@ class ModelRunnerClientTest {
   void aHangingRunnerTimesOut() throws Exception {
     primary.setDefaults(Faults.none().withHang(true));
     UpstreamSettings quick =
-        new UpstreamSettings(
-            "p", primary.baseUrl() + "/v1", "", List.of(), 1, 0, 1000, 100, 16, 256,
-            Duration.ofSeconds(2), Duration.ofMillis(500), Duration.ofMillis(500),
-            Duration.ofSeconds(5), 5, Duration.ofSeconds(1));
+        build(
+            new Up("p", primary.baseUrl() + "/v1"),
+            u -> {
+              u.requestTimeout = Duration.ofMillis(500);
+              u.firstTokenTimeout = Duration.ofMillis(500);
+            });
     UpstreamFailure failure = failureOf(client(quick).start("t", chat("x", false), 1, (c, f) -> {}).result());
     assertEquals(ErrorCode.TIMEOUT, failure.error().code());
     assertTrue(failure.retryable());
@@ -237,10 +271,12 @@ class ModelRunnerClientTest {
     int burst = 1;
     double rate = 20;
     UpstreamSettings throttled =
-        new UpstreamSettings(
-            "p", primary.baseUrl() + "/v1", "", List.of(), 1, 0, rate, burst, 16, 256,
-            Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(5),
-            Duration.ofSeconds(5), 5, Duration.ofSeconds(1));
+        build(
+            new Up("p", primary.baseUrl() + "/v1"),
+            u -> {
+              u.rate = rate;
+              u.burst = burst;
+            });
     ModelRunnerClient client = client(throttled);
     List<CompletableFuture<TaskResult>> calls = new ArrayList<>();
     for (int i = 0; i < n; i++) {
@@ -262,10 +298,12 @@ class ModelRunnerClientTest {
   void concurrencyIsCappedAndAFullQueueFailsFast() throws Exception {
     primary.setDefaults(Faults.none().withLatency(Duration.ofMillis(300)));
     UpstreamSettings capped =
-        new UpstreamSettings(
-            "p", primary.baseUrl() + "/v1", "", List.of(), 1, 0, 1000, 100, 3, 4,
-            Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(5),
-            Duration.ofSeconds(5), 5, Duration.ofSeconds(1));
+        build(
+            new Up("p", primary.baseUrl() + "/v1"),
+            u -> {
+              u.maxConcurrency = 3;
+              u.queueSize = 4;
+            });
     ModelRunnerClient client = client(capped);
     List<CompletableFuture<TaskResult>> calls = new ArrayList<>();
     for (int i = 0; i < 30; i++) {
@@ -297,10 +335,12 @@ class ModelRunnerClientTest {
   void theBreakerOpensFailsFastAndClosesAfterAHalfOpenSuccess() throws Exception {
     primary.setDefaults(Faults.none().withFailStatus(500));
     UpstreamSettings fragile =
-        new UpstreamSettings(
-            "p", primary.baseUrl() + "/v1", "", List.of(), 1, 0, 1000, 100, 16, 256,
-            Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(5),
-            Duration.ofSeconds(5), 2, Duration.ofMillis(500));
+        build(
+            new Up("p", primary.baseUrl() + "/v1"),
+            u -> {
+              u.maxFailures = 2;
+              u.resetTimeout = Duration.ofMillis(500);
+            });
     ModelRunnerClient client = client(fragile);
     Upstream upstream = client.upstreams().get(0);
     failureOf(client.start("t", chat("x", false), 1, (c, f) -> {}).result());
@@ -335,10 +375,12 @@ class ModelRunnerClientTest {
   void anOperatorResetClosesAnOpenBreaker() throws Exception {
     primary.setDefaults(Faults.none().withFailStatus(500));
     UpstreamSettings fragile =
-        new UpstreamSettings(
-            "p", primary.baseUrl() + "/v1", "", List.of(), 1, 0, 1000, 100, 16, 256,
-            Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(5),
-            Duration.ofSeconds(5), 1, Duration.ofMinutes(10));
+        build(
+            new Up("p", primary.baseUrl() + "/v1"),
+            u -> {
+              u.maxFailures = 1;
+              u.resetTimeout = Duration.ofMinutes(10);
+            });
     ModelRunnerClient client = client(fragile);
     Upstream upstream = client.upstreams().get(0);
     failureOf(client.start("t", chat("x", false), 1, (c, f) -> {}).result());
@@ -352,15 +394,20 @@ class ModelRunnerClientTest {
   @Test
   void aFallbackUpstreamServesWhileThePrimaryIsDown() throws Exception {
     UpstreamSettings down =
-        new UpstreamSettings(
-            "primary", unusedPort(), "", List.of(), 1, 0, 1000, 100, 16, 256,
-            Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(5),
-            Duration.ofSeconds(5), 2, Duration.ofSeconds(30));
+        build(
+            new Up("primary", unusedPort()),
+            u -> {
+              u.maxFailures = 2;
+              u.resetTimeout = Duration.ofSeconds(30);
+            });
     UpstreamSettings fallback =
-        new UpstreamSettings(
-            "fallback", secondary.baseUrl() + "/v1", "", List.of(), 1, 1, 1000, 100, 16, 256,
-            Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(5),
-            Duration.ofSeconds(5), 2, Duration.ofSeconds(30));
+        build(
+            new Up("fallback", secondary.baseUrl() + "/v1"),
+            u -> {
+              u.priority = 1;
+              u.maxFailures = 2;
+              u.resetTimeout = Duration.ofSeconds(30);
+            });
     ModelRunnerClient client = client(down, fallback);
     for (int i = 0; i < 4; i++) {
       assertEquals("fallback", run(client, chat("x", false)).upstream());
@@ -374,15 +421,22 @@ class ModelRunnerClientTest {
   @Test
   void equalPriorityUpstreamsSplitTrafficByWeight() throws Exception {
     UpstreamSettings a =
-        new UpstreamSettings(
-            "a", primary.baseUrl() + "/v1", "", List.of(), 3, 0, 10000, 1000, 16, 1024,
-            Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(5),
-            Duration.ofSeconds(5), 5, Duration.ofSeconds(1));
+        build(
+            new Up("a", primary.baseUrl() + "/v1"),
+            u -> {
+              u.weight = 3;
+              u.rate = 10000;
+              u.burst = 1000;
+              u.queueSize = 1024;
+            });
     UpstreamSettings b =
-        new UpstreamSettings(
-            "b", secondary.baseUrl() + "/v1", "", List.of(), 1, 0, 10000, 1000, 16, 1024,
-            Duration.ofSeconds(2), Duration.ofSeconds(10), Duration.ofSeconds(5),
-            Duration.ofSeconds(5), 5, Duration.ofSeconds(1));
+        build(
+            new Up("b", secondary.baseUrl() + "/v1"),
+            u -> {
+              u.rate = 10000;
+              u.burst = 1000;
+              u.queueSize = 1024;
+            });
     ModelRunnerClient client = client(a, b);
     int total = 400;
     List<CompletableFuture<TaskResult>> calls = new ArrayList<>();
