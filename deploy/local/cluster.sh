@@ -5,6 +5,7 @@
 #   deploy/local/cluster.sh start    # builds the jar if missing, starts everything, waits until ready
 #   deploy/local/cluster.sh status   # what runs, with pids and ports
 #   deploy/local/cluster.sh stop     # SIGTERM to every node (graceful leave), then the rest
+#   deploy/local/cluster.sh restart NODE   # one node (api, worker-1, ...): SIGTERM, start, wait ready
 #
 # Why H2 in server mode and not PostgreSQL: it needs nothing but the jar (H2 ships its TCP server),
 # starts in a second, and several JVMs can share it, which is what this demo needs. PostgreSQL is
@@ -27,7 +28,9 @@ java_opts=${JAVA_OPTS:--Xmx384m -XX:+UseSerialGC}
 artery_base=${ARTERY_BASE:-25520}
 management_base=${MANAGEMENT_BASE:-7626}
 metrics_base=${METRICS_BASE:-9095}
-seed="pekko://mcp-stack@127.0.0.1:$artery_base"
+# the api node and the first two workers are seeds: a restarted api node rejoins the running
+# cluster instead of forming a new one (only the first seed may form it, and only alone)
+seed="pekko://mcp-stack@127.0.0.1:$artery_base,pekko://mcp-stack@127.0.0.1:$((artery_base + 1)),pekko://mcp-stack@127.0.0.1:$((artery_base + 2))"
 
 pidfile() { echo "$dir/pids/$1.pid"; }
 
@@ -80,19 +83,47 @@ start() {
       "http://127.0.0.1:$sim_port/sim/faults" >/dev/null
   fi
 
-  # the api node is the seed; workers join it one after another (the first creates the schema)
-  # shellcheck disable=SC2046
-  launch api $(node_env api 0) -- -jar "$jar"
-  # alive, not ready: members only become Up once a worker is there (role.worker.min-nr-of-members)
-  wait_http api "http://127.0.0.1:$management_base/alive" 90
+  # the api node is the first seed; workers join one after another (the first creates the schema)
+  start_node api
   for i in $(seq 1 "$workers"); do
-    # shellcheck disable=SC2046
-    launch "worker-$i" $(node_env worker "$i") -- -jar "$jar"
-    wait_http "worker-$i" "http://127.0.0.1:$((management_base + i))/ready" 90
+    start_node "worker-$i"
   done
   wait_http api "http://127.0.0.1:$api_port/health/ready" 60
   echo "local cluster up: http://127.0.0.1:$api_port/v1 (api + $workers workers, simulator :$sim_port, H2 :$h2_port)"
   echo "logs and pids in $dir"
+}
+
+start_node() { # api | worker-N: launch and wait until it serves
+  local name=$1
+  if [ "$name" = api ]; then
+    # shellcheck disable=SC2046
+    launch api $(node_env api 0) -- -jar "$jar"
+    # alive, not ready: members only become Up once a worker is there (role.worker.min-nr-of-members)
+    wait_http api "http://127.0.0.1:$management_base/alive" 90
+  else
+    local i=${name#worker-}
+    # shellcheck disable=SC2046
+    launch "$name" $(node_env worker "$i") -- -jar "$jar"
+    wait_http "$name" "http://127.0.0.1:$((management_base + i))/ready" 90
+  fi
+}
+
+stop_node() { # graceful: SIGTERM leaves the cluster and hands shards off; KILL after 30 s
+  local name=$1
+  if alive "$name"; then
+    kill -TERM "$(cat "$(pidfile "$name")")"
+    for _ in $(seq 1 60); do alive "$name" || break; sleep 0.5; done
+    alive "$name" && kill -KILL "$(cat "$(pidfile "$name")")"
+  fi
+  rm -f "$(pidfile "$name")"
+}
+
+restart_node() {
+  local name=$1
+  stop_node "$name"
+  start_node "$name"
+  wait_http api "http://127.0.0.1:$api_port/health/ready" 60
+  echo "$name restarted"
 }
 
 stop() {
@@ -127,5 +158,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  restart) [ -n "${2:-}" ] || { echo "usage: $0 restart api|worker-N" >&2; exit 2; }; restart_node "$2" ;;
+  *) echo "usage: $0 start|stop|status|restart NODE" >&2; exit 2 ;;
 esac

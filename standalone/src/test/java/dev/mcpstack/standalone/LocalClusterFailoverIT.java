@@ -39,8 +39,10 @@ class LocalClusterFailoverIT {
   }
 
   private static void script(Map<String, String> env, String command, Path log) throws Exception {
+    java.util.List<String> cmd = new java.util.ArrayList<>(java.util.List.of("bash", "../deploy/local/cluster.sh"));
+    cmd.addAll(java.util.List.of(command.split(" ")));
     ProcessBuilder pb =
-        new ProcessBuilder("bash", "../deploy/local/cluster.sh", command)
+        new ProcessBuilder(cmd)
             .redirectErrorStream(true)
             .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
     pb.environment().putAll(env);
@@ -147,8 +149,127 @@ class LocalClusterFailoverIT {
           (firstResumed - killedAt) / 1_000_000,
           TASKS,
           (allDone - killedAt) / 1_000_000);
+
+      rollingRestartUnderLoad(env, log, apiPort);
     } finally {
       script(env, "stop", log);
+    }
+  }
+
+  /**
+   * Every node restarted in turn (SIGTERM, start, ready) while async tasks and sync chats keep
+   * coming: every request the cluster accepted succeeds. Requests that found the api-node's port
+   * closed (it was restarting) or got an honest 503 were not accepted and are only counted.
+   */
+  private void rollingRestartUnderLoad(Map<String, String> env, Path log, int apiPort) throws Exception {
+    http.sendAsync(
+            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + env.get("SIM_PORT") + "/sim/faults"))
+                .header("Content-Type", "application/json")
+                .PUT(HttpRequest.BodyPublishers.ofString("{\"latencyMs\":500}"))
+                .build(),
+            HttpResponse.BodyHandlers.ofString())
+        .get(10, TimeUnit.SECONDS);
+    java.util.concurrent.atomic.AtomicBoolean loading = new java.util.concurrent.atomic.AtomicBoolean(true);
+    java.util.List<java.util.concurrent.CompletableFuture<HttpResponse<String>>> asyncSubmits =
+        java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+    java.util.List<java.util.concurrent.CompletableFuture<HttpResponse<String>>> syncChats =
+        java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+    Thread load =
+        new Thread(
+            () -> {
+              int i = 0;
+              while (loading.get()) {
+                String body =
+                    "{\"model\":\"sim-small\",\"messages\":[{\"role\":\"user\",\"content\":\"rolling "
+                        + i + "\"}]}";
+                asyncSubmits.add(post(apiPort, "/v1/tasks", "{\"kind\":\"chat\",\"request\":" + body + "}"));
+                if (i % 4 == 0) {
+                  syncChats.add(post(apiPort, "/v1/chat/completions", body));
+                }
+                i++;
+                java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(100));
+              }
+            },
+            "rolling-restart-load");
+    load.start();
+    long began = System.nanoTime();
+    try {
+      for (String node : new String[] {"worker-1", "worker-2", "worker-3", "api"}) {
+        script(env, "restart " + node, log);
+      }
+    } finally {
+      loading.set(false);
+      load.join();
+    }
+    long restartMillis = (System.nanoTime() - began) / 1_000_000;
+
+    int accepted = 0;
+    int refused = 0;
+    int unavailable = 0;
+    java.util.List<String> ids = new java.util.ArrayList<>();
+    for (var f : asyncSubmits) {
+      HttpResponse<String> r = outcome(f);
+      if (r == null) {
+        refused++;
+      } else if (r.statusCode() == 503) {
+        unavailable++;
+      } else {
+        assertEquals(202, r.statusCode(), r.body());
+        ids.add(JSON.readTree(r.body()).path("id").asText());
+        accepted++;
+      }
+    }
+    int chatsOk = 0;
+    int chatsRefused = 0;
+    for (var f : syncChats) {
+      HttpResponse<String> r = outcome(f);
+      if (r == null) {
+        chatsRefused++;
+      } else if (r.statusCode() == 503) {
+        unavailable++;
+      } else {
+        assertEquals(200, r.statusCode(), "an accepted chat failed: " + r.body());
+        chatsOk++;
+      }
+    }
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+    for (String id : ids) {
+      JsonNode task = null;
+      while (System.nanoTime() < deadline) {
+        task = getLenient(apiPort, "/v1/tasks/" + id).get(60, TimeUnit.SECONDS);
+        if (task != null && !task.path("status").asText().matches("queued|running|retry_scheduled")) {
+          break;
+        }
+      }
+      assertTrue(task != null, id + " never answered");
+      assertEquals("succeeded", task.path("status").asText(), id + ": " + task);
+    }
+    System.out.printf(
+        "rolling restart of 4 nodes in %d ms under load: %d async tasks accepted, all succeeded; %d sync chats answered 200; connection refused while the api-node restarted: %d submits, %d chats; answered 503 with Retry-After: %d%n",
+        restartMillis, accepted, chatsOk, refused, chatsRefused, unavailable);
+    assertTrue(accepted > 50 && chatsOk > 10, "the load ran during the restarts");
+  }
+
+  private java.util.concurrent.CompletableFuture<HttpResponse<String>> post(int port, String path, String body) {
+    return http.sendAsync(
+        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+            .timeout(Duration.ofSeconds(180))
+            .header("Content-Type", "application/json")
+            .POST(HttpRequest.BodyPublishers.ofString(body))
+            .build(),
+        HttpResponse.BodyHandlers.ofString());
+  }
+
+  /** The response, or null when the connection was refused or reset (the api-node was down). */
+  private static HttpResponse<String> outcome(java.util.concurrent.CompletableFuture<HttpResponse<String>> f)
+      throws Exception {
+    try {
+      return f.get(240, TimeUnit.SECONDS);
+    } catch (java.util.concurrent.ExecutionException e) {
+      if (e.getCause() instanceof java.io.IOException) {
+        return null;
+      }
+      throw e;
     }
   }
 
