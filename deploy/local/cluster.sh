@@ -42,7 +42,7 @@ launch() { # name, then env assignments, then -- and the java arguments
   while [ "$1" != "--" ]; do envs+=("$1"); shift; done
   shift
   # shellcheck disable=SC2086
-  env "${envs[@]}" "$java" $java_opts "$@" >"$dir/logs/$name.log" 2>&1 &
+  env "${envs[@]}" "$java" $java_opts "$@" >>"$dir/logs/$name.log" 2>&1 &
   echo $! >"$(pidfile "$name")"
 }
 

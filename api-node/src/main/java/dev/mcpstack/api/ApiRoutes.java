@@ -25,6 +25,8 @@ import org.apache.pekko.http.scaladsl.model.EntityStreamSizeException;
  * and exception handlers so that every failure, 404 and 405 included, has OpenAI's error shape.
  */
 final class ApiRoutes {
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(ApiRoutes.class);
+
   private final HttpSupport http;
   private final HealthRoutes health;
   private final ChatRoutes chat;
@@ -141,10 +143,15 @@ final class ApiRoutes {
                             requestId))))
         .handleAll(
             Rejection.class,
-            rs ->
-                complete(
-                    http.errors.render(
-                        ErrorCode.INVALID_REQUEST, "The request was rejected: " + rs.get(0), null, requestId)))
+            rs -> {
+              LOG.info("request {} rejected: {}", requestId, rs);
+              return complete(
+                  http.errors.render(
+                      ErrorCode.INVALID_REQUEST,
+                      "The request was rejected. Quote request id " + requestId + " when reporting it.",
+                      null,
+                      requestId));
+            })
         .build();
   }
 }

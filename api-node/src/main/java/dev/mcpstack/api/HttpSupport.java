@@ -189,6 +189,11 @@ final class HttpSupport {
       ErrorCode code = status == 413 ? ErrorCode.PAYLOAD_TOO_LARGE : ErrorCode.INVALID_REQUEST;
       return new ApiError(code, ire.info().summary(), null);
     }
+    if (cause instanceof org.apache.pekko.stream.BufferOverflowException) {
+      log.info("request {}: the client fell too far behind its event stream", requestId);
+      return ApiError.of(
+          ErrorCode.UNAVAILABLE, "The client fell too far behind the event stream; it was closed.");
+    }
     log.error("request {} failed unexpectedly", requestId, cause);
     return ApiError.of(
         ErrorCode.INTERNAL,

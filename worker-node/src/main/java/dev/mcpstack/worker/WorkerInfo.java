@@ -19,7 +19,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.DispatcherSelector;
@@ -37,6 +36,7 @@ final class WorkerInfo {
               .receptionist()
               .tell(Receptionist.register(WorkerInfoProtocol.SERVICE_KEY, ctx.getSelf()));
           Executor blocking = ctx.getSystem().dispatchers().lookup(DispatcherSelector.blocking());
+          JournalHealth journal = new JournalHealth(config, blocking);
           return Behaviors.receive(Command.class)
               .onMessage(
                   ListModels.class,
@@ -70,7 +70,8 @@ final class WorkerInfo {
               .onMessage(
                   CheckHealth.class,
                   msg -> {
-                    CompletableFuture.supplyAsync(() -> JournalHealth.reachable(config), blocking)
+                    journal
+                        .reachable()
                         .whenComplete(
                             (journalOk, e) -> msg.replyTo().tell(health(client, Boolean.TRUE.equals(journalOk))));
                     return Behaviors.same();

@@ -93,22 +93,25 @@ public final class ModelRunnerClient implements AttemptRunner {
 
   /**
    * Upstreams that serve {@code model}, best first: lower priority number first; among equals a
-   * weighted random order (so traffic splits by weight), unavailable ones last.
+   * weighted random order (so traffic splits by weight); then those that failed recently (so a
+   * retry goes elsewhere when it can); unavailable ones (breaker open) last.
    */
   List<Upstream> candidates(String model) {
     Map<Integer, List<Upstream>> byPriority =
         upstreams.stream()
             .filter(u -> u.settings().serves(model))
             .collect(Collectors.groupingBy(u -> u.settings().priority(), TreeMap::new, Collectors.toList()));
-    List<Upstream> ordered = new ArrayList<>();
+    List<Upstream> healthy = new ArrayList<>();
+    List<Upstream> failing = new ArrayList<>();
     List<Upstream> down = new ArrayList<>();
     for (List<Upstream> group : byPriority.values()) {
       for (Upstream u : weightedOrder(group)) {
-        (u.available() ? ordered : down).add(u);
+        (!u.available() ? down : u.failedRecently() ? failing : healthy).add(u);
       }
     }
-    ordered.addAll(down);
-    return ordered;
+    healthy.addAll(failing);
+    healthy.addAll(down);
+    return healthy;
   }
 
   private static List<Upstream> weightedOrder(List<Upstream> group) {

@@ -56,7 +56,10 @@ public final class Upstream {
             .withConnectionSettings(
                 ClientConnectionSettings.create(system.classicSystem())
                     .withConnectingTimeout(settings.connectTimeout())
-                    .withIdleTimeout(settings.idleTimeout()));
+                    // Silence before the headers is bounded by our own timeouts (a non-streamed
+                    // answer may take request-timeout); inside a stream idle-timeout applies.
+                    .withIdleTimeout(
+                        settings.requestTimeout().plus(settings.firstTokenTimeout()).plusSeconds(5)));
     this.breakerRef = new java.util.concurrent.atomic.AtomicReference<>(newBreaker());
     Duration interval = Duration.ofNanos((long) (1_000_000_000L / settings.requestsPerSecond()));
     this.queue =
@@ -72,7 +75,9 @@ public final class Upstream {
     return CircuitBreaker.create(
             system.classicSystem().scheduler(),
             settings.breakerMaxFailures(),
-            settings.requestTimeout().plusSeconds(5),
+            // longer than any call can take (headers + body, or first token + stream), so the
+            // breaker never frees a concurrency slot while its call still runs
+            settings.requestTimeout().multipliedBy(2).plus(settings.firstTokenTimeout()).plusSeconds(5),
             settings.breakerResetTimeout())
         .addOnOpenListener(this::refreshGauges)
         .addOnHalfOpenListener(this::refreshGauges)
@@ -93,11 +98,23 @@ public final class Upstream {
   public record RecentError(java.time.Instant at, String code, String message) {}
 
   void recordError(UpstreamFailure failure) {
+    lastFailureNanos = System.nanoTime();
     recentErrors.addFirst(
-        new RecentError(java.time.Instant.now(), failure.error().code().code(), failure.error().message()));
+        new RecentError(java.time.Instant.now(), failure.error().code().code(), failure.detail()));
     while (recentErrors.size() > RECENT_ERRORS) {
       recentErrors.pollLast();
     }
+  }
+
+  private volatile long lastFailureNanos = Long.MIN_VALUE;
+
+  /**
+   * True if a call failed within the breaker's reset timeout: routing then prefers other
+   * upstreams, so a retry does not land on the runner that just failed it.
+   */
+  public boolean failedRecently() {
+    return lastFailureNanos != Long.MIN_VALUE
+        && System.nanoTime() - lastFailureNanos < settings.breakerResetTimeout().toNanos();
   }
 
   /** The last failed calls, newest first. */

@@ -21,6 +21,7 @@ public final class UpstreamFailure extends AttemptFailure {
 
   private final boolean countsAgainstBreaker;
   private final boolean notSent;
+  private final String detail;
 
   private UpstreamFailure(
       TaskError error,
@@ -28,9 +29,28 @@ public final class UpstreamFailure extends AttemptFailure {
       Duration retryAfter,
       boolean countsAgainstBreaker,
       boolean notSent) {
+    this(error, retryable, retryAfter, countsAgainstBreaker, notSent, null);
+  }
+
+  private UpstreamFailure(
+      TaskError error,
+      boolean retryable,
+      Duration retryAfter,
+      boolean countsAgainstBreaker,
+      boolean notSent,
+      String detail) {
     super(error, retryable, retryAfter);
     this.countsAgainstBreaker = countsAgainstBreaker;
     this.notSent = notSent;
+    this.detail = detail;
+  }
+
+  /**
+   * What operators may see but clients must not (a runner's own 5xx text, a connection error with
+   * internal addresses): kept for logs and the admin API's recent errors.
+   */
+  public String detail() {
+    return detail == null ? error().message() : detail;
   }
 
   public boolean countsAgainstBreaker() {
@@ -44,13 +64,12 @@ public final class UpstreamFailure extends AttemptFailure {
 
   static UpstreamFailure unreachable(String upstream, Throwable cause) {
     return new UpstreamFailure(
-        TaskError.of(
-            ErrorCode.UNAVAILABLE,
-            "model runner '" + upstream + "' is unreachable: " + describe(cause)),
+        TaskError.of(ErrorCode.UNAVAILABLE, "model runner '" + upstream + "' is unreachable"),
         true,
         null,
         true,
-        true);
+        true,
+        "unreachable: " + describe(cause));
   }
 
   static UpstreamFailure breakerOpen(String upstream, Duration retryAfter) {
@@ -109,7 +128,10 @@ public final class UpstreamFailure extends AttemptFailure {
   static UpstreamFailure fromStatus(
       String upstream, int status, String body, Optional<String> retryAfterHeader) {
     String detail = errorMessage(body);
-    String said = "model runner '" + upstream + "' answered " + status + ": " + detail;
+    // a runner's own text for a server-side failure may hold internals (traces, paths): clients
+    // get the status, operators the text (detail)
+    String said = "model runner '" + upstream + "' answered " + status;
+    String internal = said + ": " + detail;
     Duration retryAfter = retryAfterHeader.flatMap(UpstreamFailure::parseRetryAfter).orElse(null);
     if (status == 404) {
       return new UpstreamFailure(
@@ -128,15 +150,20 @@ public final class UpstreamFailure extends AttemptFailure {
     }
     if (status == 408) {
       return new UpstreamFailure(
-          new TaskError(ErrorCode.TIMEOUT, said, status), true, retryAfter, true, false);
+          new TaskError(ErrorCode.TIMEOUT, said, status), true, retryAfter, true, false, internal);
     }
     if (status == 429) {
       return new UpstreamFailure(
-          new TaskError(ErrorCode.UNAVAILABLE, said, status), true, retryAfter, false, false);
+          new TaskError(ErrorCode.UNAVAILABLE, said + " (overloaded)", status),
+          true,
+          retryAfter,
+          false,
+          false,
+          internal);
     }
     if (status >= 500) {
       return new UpstreamFailure(
-          new TaskError(ErrorCode.UPSTREAM_ERROR, said, status), true, retryAfter, true, false);
+          new TaskError(ErrorCode.UPSTREAM_ERROR, said, status), true, retryAfter, true, false, internal);
     }
     return new UpstreamFailure(
         new TaskError(ErrorCode.INVALID_REQUEST, detail, status), false, null, false, false);

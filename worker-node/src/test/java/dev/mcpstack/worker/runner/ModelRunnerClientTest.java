@@ -414,8 +414,22 @@ class ModelRunnerClientTest {
     }
     Upstream primaryUpstream =
         client.upstreams().stream().filter(u -> u.name().equals("primary")).findFirst().orElseThrow();
-    assertEquals(Upstream.BreakerState.OPEN, primaryUpstream.breakerState());
+    assertEquals(
+        1, primaryUpstream.recentErrors().size(), "once refused, the primary goes to the back of the line");
     assertEquals(4, secondary.stats().requests());
+  }
+
+  @Test
+  void theNextAttemptAvoidsTheUpstreamThatJustFailedIt() throws Exception {
+    primary.setDefaults(Faults.none().withFailStatus(500));
+    ModelRunnerClient client =
+        client(
+            build(new Up("a", primary.baseUrl() + "/v1"), u -> u.weight = 1000),
+            build(new Up("b", secondary.baseUrl() + "/v1"), u -> u.weight = 1));
+    UpstreamFailure first = failureOf(client.start("t", chat("x", false), 1, (c, f) -> {}).result());
+    assertEquals(ErrorCode.UPSTREAM_ERROR, first.error().code());
+    assertFalse(first.error().message().contains("simulated"), "the runner's own text stays internal");
+    assertEquals("b", run(client, chat("x", false)).upstream(), "the retry went to the other runner");
   }
 
   @Test
