@@ -195,7 +195,7 @@ final class ChatRoutes {
                 })
             .exceptionally(
                 e -> {
-                  Throwable cause = TaskClient.unwrap(e);
+                  Throwable cause = dev.mcpstack.shared.Failures.unwrap(e);
                   if (cause instanceof ApiError api && api.code() == ErrorCode.NOT_FOUND) {
                     return http.failure(notFound, requestId);
                   }

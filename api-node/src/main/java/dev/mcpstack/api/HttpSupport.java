@@ -164,7 +164,7 @@ final class HttpSupport {
 
   /** Maps a failure to what the client is told; logs the unexpected ones with the request id. */
   ApiError classify(Throwable e, String requestId) {
-    Throwable cause = TaskClient.unwrap(e);
+    Throwable cause = dev.mcpstack.shared.Failures.unwrap(e);
     if (cause instanceof ApiError api) {
       return api;
     }

@@ -1,6 +1,7 @@
 package dev.mcpstack.api;
 
 import dev.mcpstack.shared.ErrorCode;
+import dev.mcpstack.shared.Failures;
 import dev.mcpstack.shared.TaskProtocol;
 import dev.mcpstack.shared.TaskReply;
 import dev.mcpstack.shared.TaskSpec;
@@ -9,9 +10,7 @@ import dev.mcpstack.shared.TaskView;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -105,7 +104,7 @@ final class TaskClient {
               if (e == null) {
                 return CompletableFuture.completedFuture(viewOf(reply));
               }
-              Throwable cause = unwrap(e);
+              Throwable cause = Failures.unwrap(e);
               if (cause instanceof TimeoutException && retriesLeft > 0) {
                 system.log().info("task {} did not answer within {}; asking again", id, settings.askTimeout());
                 return attempt(id, command, retriesLeft - 1);
@@ -124,14 +123,5 @@ final class TaskClient {
       return ok.view();
     }
     throw ApiError.from(((TaskReply.Rejected) reply).error());
-  }
-
-  /** Strips the wrappers futures put around the real failure. */
-  static Throwable unwrap(Throwable e) {
-    Throwable t = e;
-    while ((t instanceof CompletionException || t instanceof ExecutionException) && t.getCause() != null) {
-      t = t.getCause();
-    }
-    return t;
   }
 }

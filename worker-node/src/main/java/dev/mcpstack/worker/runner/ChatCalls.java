@@ -163,7 +163,7 @@ final class ChatCalls {
 
   /** What went wrong while a response was being read. */
   private static Throwable midResponse(Upstream u, Throwable e) {
-    Throwable cause = Upstream.unwrap(e);
+    Throwable cause = dev.mcpstack.shared.Failures.unwrap(e);
     if (cause instanceof UpstreamFailure || cause instanceof CancellationException) {
       return cause;
     }

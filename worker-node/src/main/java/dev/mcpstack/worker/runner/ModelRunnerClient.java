@@ -154,7 +154,7 @@ public final class ModelRunnerClient implements AttemptRunner {
         .toCompletableFuture()
         .exceptionallyCompose(
             e -> {
-              Throwable cause = Upstream.unwrap(e);
+              Throwable cause = dev.mcpstack.shared.Failures.unwrap(e);
               if (cause instanceof UpstreamFailure f) {
                 WorkerMetrics.upstreamError(upstream.name(), f.error().code());
                 upstream.recordError(f);

@@ -1,9 +1,9 @@
 package dev.mcpstack.worker.runner;
 
+import dev.mcpstack.shared.Failures;
 import dev.mcpstack.worker.metrics.WorkerMetrics;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -199,7 +199,7 @@ public final class Upstream {
         });
     return response.exceptionallyCompose(
         e -> {
-          Throwable cause = unwrap(e);
+          Throwable cause = Failures.unwrap(e);
           if (cause instanceof UpstreamFailure) {
             return CompletableFuture.failedFuture(cause);
           }
@@ -223,20 +223,12 @@ public final class Upstream {
     if (failure == null) {
       return false;
     }
-    Throwable cause = unwrap(failure);
+    Throwable cause = Failures.unwrap(failure);
     return !(cause instanceof UpstreamFailure uf) || uf.countsAgainstBreaker();
   }
 
   private void refreshGauges() {
     gauges.update(breakerState().ordinal(), queued::get, running::get);
-  }
-
-  static Throwable unwrap(Throwable t) {
-    Throwable cause = t;
-    while (cause instanceof CompletionException && cause.getCause() != null) {
-      cause = cause.getCause();
-    }
-    return cause;
   }
 
   private static int powerOfTwoAtLeast(int n) {
@@ -270,7 +262,7 @@ public final class Upstream {
             if (failure == null) {
               promise.complete(value);
             } else {
-              Throwable cause = unwrap(failure);
+              Throwable cause = Failures.unwrap(failure);
               if (cause instanceof CircuitBreakerOpenException) {
                 cause = UpstreamFailure.breakerOpen(name(), settings.breakerResetTimeout());
               } else if (cause instanceof TimeoutException) {

@@ -34,12 +34,7 @@ public class AttemptFailure extends RuntimeException {
 
   /** Anything that is not an {@link AttemptFailure}: a bug or an unforeseen condition. */
   public static AttemptFailure of(Throwable t) {
-    Throwable cause = t;
-    while ((cause instanceof java.util.concurrent.CompletionException
-            || cause instanceof java.util.concurrent.ExecutionException)
-        && cause.getCause() != null) {
-      cause = cause.getCause();
-    }
+    Throwable cause = dev.mcpstack.shared.Failures.unwrap(t);
     if (cause instanceof AttemptFailure failure) {
       return failure;
     }
