@@ -5,7 +5,6 @@ import static org.apache.pekko.http.javadsl.server.PathMatchers.segment;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.mcpstack.shared.ErrorCode;
-import dev.mcpstack.shared.TaskError;
 import dev.mcpstack.shared.TaskKind;
 import dev.mcpstack.shared.TaskSpec;
 import dev.mcpstack.shared.TaskStatus;
@@ -49,29 +48,15 @@ final class ChatRoutes {
             concat(
                 path(
                     segment("chat").slash("completions"),
-                    () ->
-                        post(
-                            () ->
-                                http.authenticated(
-                                    owner ->
-                                        http.idempotencyKey(
-                                            key ->
-                                                http.jsonBody(
-                                                    body -> chat(body, owner, key, requestId)))))),
+                    () -> http.submission((body, owner, key) -> chat(body, owner, key, requestId))),
                 path(
                     segment("chat").slash("completions").slash(segment()),
                     id -> get(() -> http.authenticated(owner -> stored(id, owner, requestId)))),
                 path(
                     "embeddings",
                     () ->
-                        post(
-                            () ->
-                                http.authenticated(
-                                    owner ->
-                                        http.idempotencyKey(
-                                            key ->
-                                                http.jsonBody(
-                                                    body -> embeddings(body, owner, key, requestId))))))));
+                        http.submission(
+                            (body, owner, key) -> embeddings(body, owner, key, requestId)))));
   }
 
   private Route chat(JsonNode body, String owner, Optional<String> key, String requestId) {
@@ -167,14 +152,9 @@ final class ChatRoutes {
 
   /** A finished synchronous task as the OpenAI answer or error. */
   private HttpResponse finished(TaskView view, String requestId) {
-    return switch (view.status()) {
-      case SUCCEEDED -> http.json(StatusCodes.OK, http.taskJson.result(view));
-      case CANCELLED -> http.failure(
-          TaskError.of(ErrorCode.CANCELLED, "The request was cancelled before it finished."), requestId);
-      default -> http.failure(
-          view.error() == null ? TaskError.of(ErrorCode.INTERNAL, "The request failed.") : view.error(),
-          requestId);
-    };
+    return view.status() == TaskStatus.SUCCEEDED
+        ? http.json(StatusCodes.OK, http.taskJson.result(view))
+        : http.failure(TaskJson.failureOf(view), requestId);
   }
 
   private Route stored(String id, String owner, String requestId) {

@@ -69,12 +69,7 @@ final class ChatStream {
 
   private void terminal(TaskView view, List<ByteString> out) {
     if (view.status() != TaskStatus.SUCCEEDED) {
-      TaskError error =
-          view.status() == TaskStatus.CANCELLED
-              ? TaskError.of(ErrorCode.CANCELLED, "The chat completion was cancelled.")
-              : view.error() == null
-                  ? TaskError.of(ErrorCode.INTERNAL, "The chat completion failed.")
-                  : view.error();
+      TaskError error = TaskJson.failureOf(view);
       out.add(error(error.code(), error.message()));
       return;
     }

@@ -136,8 +136,22 @@ final class HttpSupport {
                     .map(h -> h.substring(7).trim())));
   }
 
+  /** A POST that creates a task: the caller, the optional Idempotency-Key and the JSON body. */
+  @FunctionalInterface
+  interface Submission {
+    Route handle(JsonNode body, String owner, Optional<String> idempotencyKey);
+  }
+
+  /** Everything a task-creating POST goes through before its handler: one place for all of them. */
+  Route submission(Submission handler) {
+    return post(
+        () ->
+            authenticated(
+                owner -> idempotencyKey(key -> jsonBody(body -> handler.handle(body, owner, key)))));
+  }
+
   /** The validated {@code Idempotency-Key} header, if any. */
-  Route idempotencyKey(Function<Optional<String>, Route> inner) {
+  private Route idempotencyKey(Function<Optional<String>, Route> inner) {
     return optionalHeaderValueByName("Idempotency-Key", key -> inner.apply(TaskIds.idempotencyKey(key)));
   }
 

@@ -3,7 +3,9 @@ package dev.mcpstack.api;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.mcpstack.shared.ErrorCode;
 import dev.mcpstack.shared.TaskError;
+import dev.mcpstack.shared.TaskStatus;
 import dev.mcpstack.shared.TaskKind;
 import dev.mcpstack.shared.TaskView;
 import java.time.Instant;
@@ -62,6 +64,17 @@ final class TaskJson {
     n.put("type", e.code().type());
     n.put("code", e.code().code());
     return n;
+  }
+
+  /** Why a finished task did not succeed, as the error its client gets. */
+  static TaskError failureOf(TaskView view) {
+    if (view.status() == TaskStatus.CANCELLED) {
+      return TaskError.of(
+          ErrorCode.CANCELLED, "The request was cancelled before it finished.");
+    }
+    return view.error() != null
+        ? view.error()
+        : TaskError.of(ErrorCode.INTERNAL, "The request failed.");
   }
 
   private static void epoch(ObjectNode n, String field, Instant at) {

@@ -47,13 +47,7 @@ final class TaskRoutes {
         () ->
             concat(
                 pathEndOrSingleSlash(
-                    () ->
-                        post(
-                            () ->
-                                http.authenticated(
-                                    owner ->
-                                        http.idempotencyKey(
-                                            key -> http.jsonBody(body -> submit(body, owner, key, requestId)))))),
+                    () -> http.submission((body, owner, key) -> submit(body, owner, key, requestId))),
                 path(
                     segment(),
                     id ->
