@@ -16,7 +16,10 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import org.apache.pekko.pattern.Patterns;
 import java.util.function.Supplier;
 import java.util.stream.StreamSupport;
 import org.apache.pekko.actor.Address;
@@ -42,15 +45,21 @@ import org.apache.pekko.http.javadsl.server.Route;
  * ({@code GET /admin/tasks/{id}}). Without a token the whole tree does not exist (404).
  */
 final class AdminRoutes {
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(AdminRoutes.class);
+
   private final HttpSupport http;
   private final TaskClient tasks;
   private final Workers workers;
   private final AdminToken token;
   private final Cluster cluster;
   private final ClusterSharding sharding;
+  private final KeyAdminRoutes keys;
+  private final TaskRoutes taskRoutes;
 
-  AdminRoutes(HttpSupport http, TaskClient tasks, Workers workers) {
+  AdminRoutes(HttpSupport http, TaskClient tasks, Workers workers, KeyAdminRoutes keys, TaskRoutes taskRoutes) {
     this.http = http;
+    this.keys = keys;
+    this.taskRoutes = taskRoutes;
     this.tasks = tasks;
     this.workers = workers;
     this.token = http.settings.adminToken();
@@ -84,19 +93,53 @@ final class AdminRoutes {
                                     path(
                                         segment().slash("reset"),
                                         name -> post(() -> reset(name, requestId))))),
+                        keys.route(requestId),
+                        path(
+                            "tasks",
+                            () ->
+                                post(
+                                    () ->
+                                        http.jsonBody(
+                                            body ->
+                                                taskRoutes.submit(
+                                                    body, OPERATOR, Optional.empty(), requestId, true)))),
                         path(segment("tasks").slash(segment()), id -> get(() -> task(id, requestId))))));
   }
 
-  /** 401 unless the request carries the admin token as its bearer token. */
+  /** Whose tasks operators submit through {@code POST /admin/tasks}. */
+  static final Caller OPERATOR = new Caller("operator", null);
+
+  /**
+   * 401 unless the request carries the admin token as its bearer token. A refusal is logged with
+   * the client's address and answered {@code admin-failure-delay} later, to slow guessing.
+   */
   private Route authorized(Supplier<Route> inner) {
     return http.bearerToken(
         presented -> {
-          if (!token.matches(presented)) {
-            throw ApiError.of(
-                ErrorCode.AUTHENTICATION,
-                "Incorrect or missing admin token. Send it as 'Authorization: Bearer <token>'.");
+          if (token.matches(presented)) {
+            return inner.get();
           }
-          return inner.get();
+          return extractClientIP(
+              ip ->
+                  extractRequest(
+                      request -> {
+                        LOG.warn(
+                            "admin authentication failed: {} {} from {} ({})",
+                            request.method().name(),
+                            request.getUri().path(),
+                            ip.getAddress().map(Object::toString).orElse("unknown address"),
+                            presented.isPresent() ? "wrong token" : "no token");
+                        ApiError refused =
+                            ApiError.of(
+                                ErrorCode.AUTHENTICATION,
+                                "Incorrect or missing admin token. Send it as 'Authorization: Bearer <token>'.");
+                        return completeWithFuture(
+                            Patterns.after(
+                                http.settings.adminFailureDelay(),
+                                http.system.classicSystem().scheduler(),
+                                http.system.executionContext(),
+                                () -> CompletableFuture.completedFuture(http.failure(refused, ""))));
+                      }));
         });
   }
 

@@ -2,6 +2,8 @@ package dev.mcpstack.api;
 
 import dev.mcpstack.shared.ErrorCode;
 import dev.mcpstack.shared.TaskError;
+import java.util.List;
+import org.apache.pekko.http.javadsl.model.HttpHeader;
 
 /**
  * A failure to report to the client in OpenAI's error shape. Thrown by validation and by the
@@ -11,11 +13,23 @@ import dev.mcpstack.shared.TaskError;
 public final class ApiError extends RuntimeException {
   private final ErrorCode code;
   private final String param;
+  private final List<HttpHeader> headers;
+  private final long retryAfterSeconds;
 
   public ApiError(ErrorCode code, String message, String param) {
+    this(code, message, param, List.of(), 0);
+  }
+
+  /**
+   * @param headers sent with the error (rate-limit standing, for example)
+   * @param retryAfterSeconds the {@code Retry-After} to send; 0 = the configured default
+   */
+  public ApiError(ErrorCode code, String message, String param, List<HttpHeader> headers, long retryAfterSeconds) {
     super(message, null, false, false);
     this.code = code;
     this.param = param;
+    this.headers = List.copyOf(headers);
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 
   public static ApiError of(ErrorCode code, String message) {
@@ -33,6 +47,14 @@ public final class ApiError extends RuntimeException {
 
   public ErrorCode code() {
     return code;
+  }
+
+  public List<HttpHeader> headers() {
+    return headers;
+  }
+
+  public long retryAfterSeconds() {
+    return retryAfterSeconds;
   }
 
   /** The offending parameter, or null. */

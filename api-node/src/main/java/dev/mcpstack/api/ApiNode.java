@@ -1,7 +1,12 @@
 package dev.mcpstack.api;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mcpstack.shared.KeyProtocol;
+import dev.mcpstack.shared.LimiterProtocol;
 import dev.mcpstack.shared.TaskProtocol;
+import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
+import com.typesafe.config.Config;
+import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletionStage;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -15,44 +20,63 @@ import org.apache.pekko.serialization.jackson.JacksonObjectMapperProvider;
 
 /**
  * The api role on one node: the OpenAI-compatible HTTP API on {@code mcp.api.host:port}. On a node
- * without the worker role it starts sharding of tasks as a proxy (on a node with both roles the
- * worker, started first, already did). The binding is registered with CoordinatedShutdown: on
+ * without the worker role it starts sharding of tasks, the key registry and the key limiters as
+ * proxies (on a node with both roles the worker, started first, already did). The binding is registered with CoordinatedShutdown: on
  * SIGTERM the port is unbound first and in-flight requests get {@code mcp.api.shutdown-deadline}.
  */
 public final class ApiNode {
   private ApiNode() {}
 
+  /**
+   * Starts the API. Fails at once, with one line per reason, when production mode's requirements
+   * are not met (docs/security.md), or when declared keys are malformed.
+   */
   public static CompletionStage<ServerBinding> start(ActorSystem<?> system) {
-    return start(system, Authenticator.anonymous());
-  }
-
-  /** Starts the API with a given way to map bearer tokens to owners. */
-  public static CompletionStage<ServerBinding> start(ActorSystem<?> system, Authenticator authenticator) {
-    ApiSettings settings = ApiSettings.fromConfig(system.settings().config());
-    if (!Cluster.get(system).selfMember().hasRole(TaskProtocol.WORKER_ROLE)) {
-      ClusterSharding.get(system)
-          .init(
-              Entity.of(TaskProtocol.TYPE_KEY, ctx -> Behaviors.<TaskProtocol.Command>empty())
-                  .withRole(TaskProtocol.WORKER_ROLE));
+    Config config = system.settings().config();
+    ApiSettings settings = ApiSettings.fromConfig(config);
+    List<String> problems = settings.productionProblems();
+    if (!problems.isEmpty()) {
+      throw new IllegalStateException("refusing to start: " + String.join("; ", problems));
     }
-    if (!settings.development()) {
+    if (!Cluster.get(system).selfMember().hasRole(TaskProtocol.WORKER_ROLE)) {
+      proxy(system, TaskProtocol.TYPE_KEY);
+      proxy(system, KeyProtocol.TYPE_KEY);
+      proxy(system, LimiterProtocol.TYPE_KEY);
+    }
+    KeyStore keys = KeyStore.start(system, config.getConfig("mcp.api"));
+    Authenticator authenticator = new Authenticator(keys, settings.keysRequired());
+    if (!authenticator.required()) {
       system
           .log()
           .warn(
-              "mcp.api.environment is '{}' but API keys are not implemented yet: every caller is '{}'",
+              "API keys are not required (ENVIRONMENT={}): callers without a known key are the tenant '{}', without"
+                  + " limits. Never expose this node beyond your machine; set ENVIRONMENT=production or"
+                  + " API_KEYS_REQUIRED=on.",
               settings.environment(),
-              Authenticator.ANONYMOUS);
+              Caller.ANONYMOUS_TENANT);
     }
     ObjectMapper json = JacksonObjectMapperProvider.get(system).getOrCreate("jackson-json", Optional.empty());
     HttpSupport http = new HttpSupport(system, settings, json, authenticator);
-    ApiRoutes routes = new ApiRoutes(http, new TaskClient(system, settings), new Workers(system, settings));
+    ApiRoutes routes = new ApiRoutes(http, new TaskClient(system, settings), new Workers(system, settings), keys);
     return Http.get(system)
         .newServerAt(settings.host(), settings.port())
         .bind(routes.route())
         .thenApply(
             binding -> {
+              system.getWhenTerminated().thenRun(keys::stop);
               system.log().info("OpenAI-compatible API listening on {}", binding.localAddress());
               return binding.addToCoordinatedShutdown(settings.shutdownDeadline(), system);
             });
+  }
+
+  /** Sharding of {@code type} on a node that hosts none of its entities (they live on workers). */
+  private static <M> void proxy(ActorSystem<?> system, EntityTypeKey<M> type) {
+    ClusterSharding.get(system)
+        .init(Entity.of(type, ctx -> Behaviors.<M>empty()).withRole(TaskProtocol.WORKER_ROLE));
+  }
+
+  /** {@code keygen [tenant]}: prints a new API key and its {@code API_KEYS} entry. */
+  public static void keygen(String[] args) {
+    ApiKeys.main(args);
   }
 }

@@ -34,14 +34,14 @@ final class ApiRoutes {
   private final ModelRoutes models;
   private final AdminRoutes admin;
 
-  ApiRoutes(HttpSupport http, TaskClient taskClient, Workers workers) {
+  ApiRoutes(HttpSupport http, TaskClient taskClient, Workers workers, KeyStore keys) {
     this.http = http;
     RequestValidation validation = new RequestValidation(http.settings);
     this.health = new HealthRoutes(http, workers);
     this.chat = new ChatRoutes(http, taskClient, validation);
     this.tasks = new TaskRoutes(http, taskClient, validation);
     this.models = new ModelRoutes(http, workers);
-    this.admin = new AdminRoutes(http, taskClient, workers);
+    this.admin = new AdminRoutes(http, taskClient, workers, new KeyAdminRoutes(http, keys), tasks);
   }
 
   Route route() {

@@ -48,42 +48,59 @@ final class ChatRoutes {
             concat(
                 path(
                     segment("chat").slash("completions"),
-                    () -> http.submission((body, owner, key) -> chat(body, owner, key, requestId))),
+                    () -> http.submission((body, caller, key) -> chat(body, caller, key, requestId))),
                 path(
                     segment("chat").slash("completions").slash(segment()),
-                    id -> get(() -> http.authenticated(owner -> stored(id, owner, requestId)))),
+                    id -> get(() -> http.authenticated(caller -> stored(id, caller.tenant(), requestId)))),
                 path(
                     "embeddings",
                     () ->
                         http.submission(
-                            (body, owner, key) -> embeddings(body, owner, key, requestId)))));
+                            (body, caller, key) -> embeddings(body, caller, key, requestId)))));
   }
 
-  private Route chat(JsonNode body, String owner, Optional<String> key, String requestId) {
+  private Route chat(JsonNode body, Caller caller, Optional<String> key, String requestId) {
     String model = validation.chat(body, "");
-    String id = TaskIds.chat(owner, key, body.path("store").asBoolean(false));
+    caller.checkModel(model);
+    String id = TaskIds.chat(caller.tenant(), key, body.path("store").asBoolean(false));
     TaskSpec spec = new TaskSpec(TaskKind.CHAT, model, body);
-    if (spec.streaming()) {
-      boolean includeUsage = body.path("stream_options").path("include_usage").asBoolean(false);
-      return http.respond(stream(id, spec, owner, includeUsage, requestId), requestId);
-    }
+    Instant deadline = Instant.now().plus(settings.chatTimeout());
+    boolean includeUsage = body.path("stream_options").path("include_usage").asBoolean(false);
     return http.respond(
-        tasks.run(id, spec, owner, settings.chatTimeout()).thenApply(view -> finished(view, requestId)),
+        http.admission.waiting(
+            caller,
+            id,
+            spec,
+            deadline,
+            (admitted, done) ->
+                spec.streaming()
+                    ? stream(id, spec, caller, deadline, includeUsage, requestId, done).thenApply(admitted::decorate)
+                    : run(id, spec, caller, deadline, requestId, done).thenApply(admitted::decorate)),
         requestId);
+  }
+
+  /** A synchronous task: its answer when it ends; {@code done} when it ended, whichever way. */
+  private CompletionStage<HttpResponse> run(
+      String id, TaskSpec spec, Caller caller, Instant deadline, String requestId, Runnable done) {
+    return tasks
+        .run(id, spec, caller, deadline)
+        .whenComplete((view, e) -> done.run())
+        .thenApply(view -> finished(view, requestId));
   }
 
   /**
    * Streams a chat as server-sent events. The response waits for the first content, the end, or
    * one keep-alive interval, whichever comes first: a task that fails that early (unknown model,
    * invalid request) answers with a plain error status, which every OpenAI client understands;
-   * after that, failures become an error event and idle gaps get keep-alive comments.
+   * after that, failures become an error event and idle gaps get keep-alive comments. {@code
+   * done} runs once when the stream ends, or when the call ends without one.
    */
   private CompletionStage<HttpResponse> stream(
-      String id, TaskSpec spec, String owner, boolean includeUsage, String requestId) {
-    Instant deadline = Instant.now().plus(settings.chatTimeout());
+      String id, TaskSpec spec, Caller caller, Instant deadline, boolean includeUsage, String requestId, Runnable done) {
+    String owner = caller.tenant();
     TaskWatch watch = tasks.watch(id, owner, settings.chatTimeout().plus(settings.waitGrace()));
     return tasks
-        .submit(id, spec, owner, deadline, watch.subscriber())
+        .submit(id, spec, caller, deadline, watch.subscriber())
         .whenComplete(
             (view, e) -> {
               if (e != null) {
@@ -107,6 +124,7 @@ final class ChatRoutes {
                           }
                           if (first.get(0).orElse(null) instanceof TaskUpdate.StatusChanged sc
                               && sc.view().status() != TaskStatus.SUCCEEDED) {
+                            done.run();
                             return finished(sc.view(), requestId);
                           }
                           ChatStream chunks =
@@ -118,13 +136,13 @@ final class ChatRoutes {
                                   includeUsage,
                                   requestId);
                           return Sse.response(
-                              events(chunks, Source.from(first).concat(prefixAndTail.second()), id, owner));
+                              events(chunks, Source.from(first).concat(prefixAndTail.second()), id, owner, done));
                         }));
   }
 
   /** {@code updates}: the task's content and its end; empty = idle for a keep-alive interval. */
   private Source<ByteString, NotUsed> events(
-      ChatStream chunks, Source<Optional<TaskUpdate>, NotUsed> updates, String id, String owner) {
+      ChatStream chunks, Source<Optional<TaskUpdate>, NotUsed> updates, String id, String owner, Runnable over) {
     return Source.single(chunks.roleChunk())
         .concat(
             updates.mapConcat(
@@ -141,6 +159,7 @@ final class ChatRoutes {
             (mat, done) -> {
               done.whenComplete(
                   (ok, e) -> {
+                    over.run();
                     if (!chunks.finished()) {
                       // the client went away before the end: stop spending tokens on it
                       tasks.cancelQuietly(id, owner);
@@ -184,12 +203,19 @@ final class ChatRoutes {
         requestId);
   }
 
-  private Route embeddings(JsonNode body, String owner, Optional<String> key, String requestId) {
+  private Route embeddings(JsonNode body, Caller caller, Optional<String> key, String requestId) {
     String model = validation.embeddings(body, "");
-    String id = TaskIds.make(TaskIds.EMBEDDINGS, owner, key);
+    caller.checkModel(model);
+    String id = TaskIds.make(TaskIds.EMBEDDINGS, caller.tenant(), key);
     TaskSpec spec = new TaskSpec(TaskKind.EMBEDDINGS, model, body);
+    Instant deadline = Instant.now().plus(settings.chatTimeout());
     return http.respond(
-        tasks.run(id, spec, owner, settings.chatTimeout()).thenApply(view -> finished(view, requestId)),
+        http.admission.waiting(
+            caller,
+            id,
+            spec,
+            deadline,
+            (admitted, done) -> run(id, spec, caller, deadline, requestId, done).thenApply(admitted::decorate)),
         requestId);
   }
 }

@@ -30,7 +30,7 @@ final class ErrorResponses {
   }
 
   HttpResponse render(ApiError e, String requestId) {
-    return render(e.code(), e.getMessage(), e.param(), requestId);
+    return render(e.code(), e.getMessage(), e.param(), requestId, e.headers(), e.retryAfterSeconds());
   }
 
   HttpResponse render(TaskError e, String requestId) {
@@ -43,9 +43,15 @@ final class ErrorResponses {
 
   HttpResponse render(
       ErrorCode code, String message, String param, String requestId, List<HttpHeader> extra) {
+    return render(code, message, param, requestId, extra, 0);
+  }
+
+  private HttpResponse render(
+      ErrorCode code, String message, String param, String requestId, List<HttpHeader> extra, long retryAfter) {
     List<HttpHeader> headers = new ArrayList<>(extra);
     if (code.httpStatus() == 429 || code.httpStatus() == 503) {
-      headers.add(RawHeader.create("Retry-After", Long.toString(retryAfterSeconds)));
+      long seconds = retryAfter > 0 ? retryAfter : retryAfterSeconds;
+      headers.add(RawHeader.create("Retry-After", Long.toString(seconds)));
     }
     if (code.httpStatus() == 401) {
       headers.add(RawHeader.create("WWW-Authenticate", "Bearer"));

@@ -44,6 +44,7 @@ final class HttpSupport {
   final TaskJson taskJson;
   private final ObjectReader strictReader;
   private final Materializer mat;
+  final Admission admission;
   private final Authenticator authenticator;
 
   HttpSupport(ActorSystem<?> system, ApiSettings settings, ObjectMapper json, Authenticator authenticator) {
@@ -55,6 +56,7 @@ final class HttpSupport {
     this.strictReader = json.reader().with(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
     this.mat = Materializer.matFromSystem(system);
     this.authenticator = authenticator;
+    this.admission = new Admission(system, settings);
   }
 
   /**
@@ -110,18 +112,9 @@ final class HttpSupport {
     return media.equals("application/json") || (media.startsWith("application/") && media.endsWith("+json"));
   }
 
-  /** The caller's owner id; 401 when the {@link Authenticator} does not know the bearer token. */
-  Route authenticated(Function<String, Route> inner) {
-    return bearerToken(
-        token ->
-            authenticator
-                .ownerFor(token)
-                .map(inner)
-                .orElseThrow(
-                    () ->
-                        ApiError.of(
-                            ErrorCode.AUTHENTICATION,
-                            "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'.")));
+  /** The caller; 401 when the {@link Authenticator} refuses the bearer token. */
+  Route authenticated(Function<Caller, Route> inner) {
+    return bearerToken(token -> inner.apply(authenticator.authenticate(token)));
   }
 
   /** The token of an {@code Authorization: Bearer <token>} header, if the request has one. */
@@ -139,7 +132,7 @@ final class HttpSupport {
   /** A POST that creates a task: the caller, the optional Idempotency-Key and the JSON body. */
   @FunctionalInterface
   interface Submission {
-    Route handle(JsonNode body, String owner, Optional<String> idempotencyKey);
+    Route handle(JsonNode body, Caller caller, Optional<String> idempotencyKey);
   }
 
   /** Everything a task-creating POST goes through before its handler: one place for all of them. */
@@ -147,7 +140,7 @@ final class HttpSupport {
     return post(
         () ->
             authenticated(
-                owner -> idempotencyKey(key -> jsonBody(body -> handler.handle(body, owner, key)))));
+                caller -> idempotencyKey(key -> jsonBody(body -> handler.handle(body, caller, key)))));
   }
 
   /** The validated {@code Idempotency-Key} header, if any. */

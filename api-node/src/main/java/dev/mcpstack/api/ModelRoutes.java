@@ -26,15 +26,16 @@ final class ModelRoutes {
         segment("v1").slash("models"),
         () ->
             concat(
-                pathEndOrSingleSlash(() -> get(() -> http.authenticated(owner -> list(requestId)))),
+                pathEndOrSingleSlash(() -> get(() -> http.authenticated(caller -> list(caller, requestId)))),
                 pathPrefix(
                     segment(),
                     first ->
                         extractUnmatchedPath(
-                            rest -> get(() -> http.authenticated(owner -> one(first + rest, requestId)))))));
+                            rest -> get(() -> http.authenticated(caller -> one(caller, first + rest, requestId)))))));
   }
 
-  private Route list(String requestId) {
+  /** The models of every upstream that the caller's key may use. */
+  private Route list(Caller caller, String requestId) {
     return http.respond(
         workers
             .models()
@@ -42,13 +43,16 @@ final class ModelRoutes {
                 list -> {
                   ObjectNode body = http.json.createObjectNode().put("object", "list");
                   ArrayNode data = body.putArray("data");
-                  list.models().forEach(m -> data.add(model(m)));
+                  list.models().stream()
+                      .filter(m -> caller.key() == null || caller.key().allows(m.id()))
+                      .forEach(m -> data.add(model(m)));
                   return http.json(StatusCodes.OK, body);
                 }),
         requestId);
   }
 
-  private Route one(String id, String requestId) {
+  private Route one(Caller caller, String id, String requestId) {
+    caller.checkModel(id);
     return http.respond(
         workers
             .models()

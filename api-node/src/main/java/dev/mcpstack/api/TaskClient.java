@@ -2,6 +2,7 @@ package dev.mcpstack.api;
 
 import dev.mcpstack.shared.ErrorCode;
 import dev.mcpstack.shared.Failures;
+import dev.mcpstack.shared.LimiterProtocol;
 import dev.mcpstack.shared.TaskProtocol;
 import dev.mcpstack.shared.TaskReply;
 import dev.mcpstack.shared.TaskSpec;
@@ -39,9 +40,22 @@ final class TaskClient {
     return sharding.entityRefFor(TaskProtocol.TYPE_KEY, id);
   }
 
+  /**
+   * Submits a task for {@code caller}. When the task does not start from this submit (refused, or
+   * an idempotent repeat of a task that has already ended), the key's hold taken for it is given
+   * back here: otherwise the task entity gives it back when the task ends.
+   */
   CompletionStage<TaskView> submit(
-      String id, TaskSpec spec, String owner, Instant deadline, ActorRef<TaskUpdate> subscriber) {
-    return ask(id, replyTo -> new TaskProtocol.Submit(spec, owner, deadline, subscriber, replyTo));
+      String id, TaskSpec spec, Caller caller, Instant deadline, ActorRef<TaskUpdate> subscriber) {
+    return ask(id, replyTo -> new TaskProtocol.Submit(spec, caller.tenant(), caller.keyId(), deadline, subscriber, replyTo))
+        .whenComplete(
+            (view, e) -> {
+              if (!caller.limits().unlimited() && (e != null || view.status().isTerminal())) {
+                sharding
+                    .entityRefFor(LimiterProtocol.TYPE_KEY, caller.keyId())
+                    .tell(new LimiterProtocol.Release(id, e != null ? 0 : -1));
+              }
+            });
   }
 
   CompletionStage<TaskView> get(String id, String owner) {
@@ -68,12 +82,11 @@ final class TaskClient {
 
   /**
    * Submits a task and waits for its end: the terminal view (succeeded, failed or cancelled). The
-   * task's deadline is {@code timeout} from now; the wait gives up (504) a little after it.
+   * wait gives up (504) a little after the task's {@code deadline}.
    */
-  CompletionStage<TaskView> run(String id, TaskSpec spec, String owner, Duration timeout) {
-    Instant deadline = Instant.now().plus(timeout);
-    TaskWatch watch = watch(id, owner, timeout.plus(settings.waitGrace()));
-    return submit(id, spec, owner, deadline, watch.subscriber())
+  CompletionStage<TaskView> run(String id, TaskSpec spec, Caller caller, Instant deadline) {
+    TaskWatch watch = watch(id, caller.tenant(), Duration.between(Instant.now(), deadline).plus(settings.waitGrace()));
+    return submit(id, spec, caller, deadline, watch.subscriber())
         .whenComplete(
             (view, e) -> {
               if (e != null) {

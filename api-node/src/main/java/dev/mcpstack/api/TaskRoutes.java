@@ -5,6 +5,7 @@ import static org.apache.pekko.http.javadsl.server.PathMatchers.segment;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.mcpstack.shared.ErrorCode;
+import dev.mcpstack.shared.LimiterProtocol;
 import dev.mcpstack.shared.TaskKind;
 import dev.mcpstack.shared.TaskSpec;
 import dev.mcpstack.shared.TaskUpdate;
@@ -47,19 +48,23 @@ final class TaskRoutes {
         () ->
             concat(
                 pathEndOrSingleSlash(
-                    () -> http.submission((body, owner, key) -> submit(body, owner, key, requestId))),
+                    () -> http.submission((body, caller, key) -> submit(body, caller, key, requestId, false))),
                 path(
                     segment(),
                     id ->
                         concat(
-                            get(() -> http.authenticated(owner -> view(id, owner, requestId))),
-                            delete(() -> http.authenticated(owner -> cancel(id, owner, requestId))))),
+                            get(() -> http.authenticated(caller -> view(id, caller.tenant(), requestId))),
+                            delete(() -> http.authenticated(caller -> cancel(id, caller.tenant(), requestId))))),
                 path(
                     segment().slash("events"),
-                    id -> get(() -> http.authenticated(owner -> events(id, owner, requestId))))));
+                    id -> get(() -> http.authenticated(caller -> events(id, caller.tenant(), requestId))))));
   }
 
-  private Route submit(JsonNode body, String owner, Optional<String> key, String requestId) {
+  /**
+   * {@code POST /v1/tasks}, and the admin API's {@code POST /admin/tasks} ({@code operator}): only
+   * operators, and the anonymous caller of development mode, may warm models up.
+   */
+  Route submit(JsonNode body, Caller caller, Optional<String> key, String requestId, boolean operator) {
     if (!body.isObject()) {
       throw ApiError.invalid(null, "Invalid request body: expected a JSON object, but got " + RequestValidation.typeOf(body) + ".");
     }
@@ -84,20 +89,33 @@ final class TaskRoutes {
           case EMBEDDINGS -> validation.embeddings(request, "request.");
           case MODEL_WARMUP -> validation.warmup(request, "request.");
         };
+    if (kind == TaskKind.MODEL_WARMUP && !operator && !caller.anonymous()) {
+      throw ApiError.of(
+          ErrorCode.PERMISSION_DENIED,
+          "Only operators may warm models up: submit model_warmup to POST /admin/tasks with the admin token.");
+    }
+    caller.checkModel(model);
     if (kind == TaskKind.CHAT && request.path("stream").asBoolean(false)) {
       throw ApiError.invalid(
           "request.stream",
           "Invalid 'request.stream': a task cannot stream; follow GET /v1/tasks/{id}/events instead.");
     }
     Instant deadline = deadline(body.get("timeout_seconds"));
-    String id = TaskIds.make(TaskIds.TASK, owner, key);
+    String id = TaskIds.make(TaskIds.TASK, caller.tenant(), key);
+    TaskSpec spec = new TaskSpec(kind, model, request);
+    Instant holdUntil = (deadline != null ? deadline : Instant.now().plus(settings.maxTaskTimeout())).plus(settings.waitGrace());
     return http.respond(
-        tasks
-            .submit(id, new TaskSpec(kind, model, request), owner, deadline, null)
-            .thenApply(
-                view ->
-                    http.json(StatusCodes.ACCEPTED, http.taskJson.task(view))
-                        .addHeader(Location.create("/v1/tasks/" + id))),
+        http.admission
+            .admit(caller, id, LimiterProtocol.HoldKind.TASK, spec, holdUntil)
+            .thenCompose(
+                admitted ->
+                    tasks
+                        .submit(id, spec, caller, deadline, null)
+                        .thenApply(
+                            view ->
+                                admitted.decorate(
+                                    http.json(StatusCodes.ACCEPTED, http.taskJson.task(view))
+                                        .addHeader(Location.create("/v1/tasks/" + id))))),
         requestId);
   }
 

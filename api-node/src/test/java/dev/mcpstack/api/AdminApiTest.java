@@ -128,7 +128,7 @@ class AdminApiTest {
     assertEquals(id, task.path("id").asText());
     assertEquals("task", task.path("object").asText());
     assertEquals("chat", task.path("kind").asText());
-    assertEquals(Authenticator.ANONYMOUS, task.path("owner").asText());
+    assertEquals(Caller.ANONYMOUS_TENANT, task.path("owner").asText());
     assertTrue(task.has("status") && task.has("result") && task.has("error"), task.toString());
 
     assertError(api.get("/admin/tasks/task-unknown123", AUTH), 404, "not_found_error");

@@ -7,7 +7,10 @@ import com.typesafe.config.ConfigFactory;
 import dev.mcpstack.sim.Faults;
 import dev.mcpstack.sim.ModelRunnerSimulator;
 import dev.mcpstack.sim.SimulatorSettings;
+import dev.mcpstack.worker.journal.Journal;
 import dev.mcpstack.worker.testkit.TestNode;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.Join;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -36,8 +39,16 @@ final class ApiFixture implements AutoCloseable {
   final ActorSystem<Void> node;
   final int port;
   final HttpClient client;
+  /** Null for a node that joined another fixture's cluster (that fixture owns the simulator). */
+  private final ActorSystem<Void> ownSimSystem;
 
   private ApiFixture(ActorSystem<Void> simSystem, ModelRunnerSimulator sim, ActorSystem<Void> node, int port) {
+    this(simSystem, sim, node, port, simSystem);
+  }
+
+  private ApiFixture(
+      ActorSystem<Void> simSystem, ModelRunnerSimulator sim, ActorSystem<Void> node, int port, ActorSystem<Void> ownSimSystem) {
+    this.ownSimSystem = ownSimSystem;
     this.simSystem = simSystem;
     this.sim = sim;
     this.node = node;
@@ -62,18 +73,35 @@ final class ApiFixture implements AutoCloseable {
                 simSystem, new SimulatorSettings("127.0.0.1", 0, List.of(MODEL, "sim-large"), 8, Faults.none()))
             .toCompletableFuture()
             .get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
-    Config config =
-        TestNode.config(
-            sim.baseUrl() + "/v1",
-            ConfigFactory.parseString(
-                "mcp.api { host = \"127.0.0.1\", port = 0, keepalive-interval = 500ms,"
-                    + " resubscribe-interval = 1s, shutdown-deadline = 2s }\n"
-                    + extraConfig));
-    ActorSystem<Void> node = TestNode.start(name, config);
+    ActorSystem<Void> node = TestNode.start(name, config(sim, extraConfig));
     TestNode.awaitUp(node);
     ServerBinding binding =
         ApiNode.start(node).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
     return new ApiFixture(simSystem, sim, node, binding.localAddress().getPort());
+  }
+
+  private static Config config(ModelRunnerSimulator sim, String extraConfig) {
+    return TestNode.config(
+        sim.baseUrl() + "/v1",
+        ConfigFactory.parseString(
+            "mcp.api { host = \"127.0.0.1\", port = 0, keepalive-interval = 500ms,"
+                + " resubscribe-interval = 1s, shutdown-deadline = 2s }\n"
+                + extraConfig));
+  }
+
+  /**
+   * A second api-node in this fixture's cluster: its own ActorSystem with only the api role (a
+   * sharding proxy, no worker), joined to this node, serving the API on its own port.
+   */
+  ApiFixture joinApiNode(String extraConfig) throws Exception {
+    Config config =
+        ConfigFactory.parseString("pekko.cluster.roles = [api]").withFallback(config(sim, extraConfig));
+    ActorSystem<Void> other = ActorSystem.create(Behaviors.empty(), node.name(), Journal.configure(config));
+    Cluster.get(other).manager().tell(Join.create(Cluster.get(node).selfMember().address()));
+    TestNode.awaitUp(other);
+    ServerBinding binding =
+        ApiNode.start(other).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    return new ApiFixture(simSystem, sim, other, binding.localAddress().getPort(), null);
   }
 
   /** Back to a well-behaved simulator with fresh counters. */
@@ -86,9 +114,11 @@ final class ApiFixture implements AutoCloseable {
   public void close() throws Exception {
     node.terminate();
     node.getWhenTerminated().toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
-    sim.stop().toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
-    simSystem.terminate();
-    simSystem.getWhenTerminated().toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    if (ownSimSystem != null) {
+      sim.stop().toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+      ownSimSystem.terminate();
+      ownSimSystem.getWhenTerminated().toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    }
   }
 
   String baseUrl() {
@@ -123,8 +153,8 @@ final class ApiFixture implements AutoCloseable {
     return send(request(path, headers).GET().build());
   }
 
-  HttpResponse<String> delete(String path) throws Exception {
-    return send(request(path).DELETE().build());
+  HttpResponse<String> delete(String path, String... headers) throws Exception {
+    return send(request(path, headers).DELETE().build());
   }
 
   static JsonNode json(HttpResponse<String> response) throws Exception {
@@ -150,6 +180,22 @@ final class ApiFixture implements AutoCloseable {
     return "{\"model\":\"" + MODEL + "\",\"stream\":true"
         + (includeUsage ? ",\"stream_options\":{\"include_usage\":true}" : "")
         + ",\"messages\":[{\"role\":\"user\",\"content\":\"" + text + "\"}]}";
+  }
+
+  /** An assertion that may throw. */
+  @FunctionalInterface
+  interface Check {
+    void run() throws Exception;
+  }
+
+  /** Retries {@code check} until it passes, within {@code max}. */
+  void eventually(Duration max, Check check) {
+    await(
+        max,
+        () -> {
+          check.run();
+          return null;
+        });
   }
 
   /** Retries {@code check} until it stops throwing (no sleeps: the test kit's await). */

@@ -15,6 +15,7 @@ public enum ErrorCode {
   PAYLOAD_TOO_LARGE(413, "invalid_request_error", "payload_too_large"),
   UNSUPPORTED_MEDIA_TYPE(415, "invalid_request_error", "unsupported_media_type"),
   RATE_LIMITED(429, "rate_limit_error", "rate_limit_exceeded"),
+  INSUFFICIENT_QUOTA(429, "insufficient_quota", "insufficient_quota"),
   INTERNAL(500, "api_error", "internal_error"),
   UPSTREAM_ERROR(502, "api_error", "upstream_error"),
   UNAVAILABLE(503, "api_error", "service_unavailable"),

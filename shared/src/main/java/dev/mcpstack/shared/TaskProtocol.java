@@ -21,15 +21,22 @@ public interface TaskProtocol {
    * Start a task, or, when a task with this id exists, answer with it if the spec is the same
    * (idempotent retry) or reject with {@link ErrorCode#CONFLICT}. {@code subscriber} may be null;
    * when given it is subscribed before the first attempt starts, so a streaming client sees every
-   * delta.
+   * delta. {@code keyId}, when not null, is the API key the task was submitted with: its limiter
+   * is told when the task ends (to free the key's slot and settle its tokens).
    */
   record Submit(
       TaskSpec spec,
       String owner,
+      String keyId,
       Instant deadline,
       ActorRef<TaskUpdate> subscriber,
       ActorRef<TaskReply> replyTo)
-      implements Command {}
+      implements Command {
+    public Submit(
+        TaskSpec spec, String owner, Instant deadline, ActorRef<TaskUpdate> subscriber, ActorRef<TaskReply> replyTo) {
+      this(spec, owner, null, deadline, subscriber, replyTo);
+    }
+  }
 
   /** The task as it stands, if {@code owner} owns it (else not found). */
   record Get(String owner, ActorRef<TaskReply> replyTo) implements Command {}

@@ -2,6 +2,8 @@ package dev.mcpstack.worker;
 
 import com.typesafe.config.Config;
 import dev.mcpstack.worker.journal.Journal;
+import dev.mcpstack.worker.keys.KeyLimiter;
+import dev.mcpstack.worker.keys.KeyRegistry;
 import dev.mcpstack.worker.journal.RetentionCleaner;
 import dev.mcpstack.worker.runner.ModelRunnerClient;
 import dev.mcpstack.worker.task.TaskEntity;
@@ -10,8 +12,8 @@ import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Props;
 
 /**
- * The worker role on one node: the model-runner client, sharded task entities and the retention
- * cleaner. The journal schema must exist first ({@link Journal#ensureSchema}).
+ * The worker role on one node: the model-runner client, sharded task entities, the key registry
+ * and per-key limiters, and the retention cleaner. The journal schema must exist first ({@link Journal#ensureSchema}).
  */
 public final class WorkerNode {
   private final ModelRunnerClient client;
@@ -35,7 +37,10 @@ public final class WorkerNode {
           .log()
           .warn("no model runner configured (MODEL_RUNNER_URL or mcp.worker.upstreams): every task will fail");
     }
-    TaskEntity.init(system, TaskSettings.fromConfig(config), client);
+    TaskSettings taskSettings = TaskSettings.fromConfig(config);
+    TaskEntity.init(system, taskSettings, client);
+    KeyRegistry.init(system, taskSettings.journalRestartMin(), taskSettings.journalRestartMax());
+    KeyLimiter.init(system, config.getDuration("mcp.worker.limiter.idle-stop"));
     system.systemActorOf(WorkerInfo.create(client, config), "worker-info", Props.empty());
     if (config.getBoolean("mcp.worker.retention.enabled")) {
       system.systemActorOf(RetentionCleaner.periodic(config), "task-retention", Props.empty());

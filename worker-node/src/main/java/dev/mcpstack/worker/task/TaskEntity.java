@@ -2,6 +2,7 @@ package dev.mcpstack.worker.task;
 
 import dev.mcpstack.shared.CborSerializable;
 import dev.mcpstack.shared.ErrorCode;
+import dev.mcpstack.shared.LimiterProtocol;
 import dev.mcpstack.shared.TaskError;
 import dev.mcpstack.shared.TaskProtocol;
 import dev.mcpstack.shared.TaskProtocol.Cancel;
@@ -23,6 +24,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.function.Consumer;
 import java.util.function.DoubleSupplier;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -85,7 +87,8 @@ public final class TaskEntity
       permits TaskSubmitted, AttemptStarted, AttemptFailed, TaskSucceeded, TaskFailed,
           TaskCancelled {}
 
-  public record TaskSubmitted(TaskSpec spec, String owner, Instant deadline, Instant at)
+  /** {@code keyId}: the API key it was submitted with, null for anonymous callers. */
+  public record TaskSubmitted(TaskSpec spec, String owner, String keyId, Instant deadline, Instant at)
       implements Event {}
 
   public record AttemptStarted(int attempt, Instant at) implements Event {}
@@ -109,7 +112,17 @@ public final class TaskEntity
 
   /** Starts sharding of tasks on this node; entities live only on nodes with the worker role. */
   public static void init(ActorSystem<?> system, TaskSettings settings, AttemptRunner runner) {
-    ClusterSharding.get(system)
+    ClusterSharding sharding = ClusterSharding.get(system);
+    Consumer<TaskState> releaseKey =
+        state -> {
+          if (state.keyId() != null) {
+            long tokens = state.result() == null || state.result().usage() == null ? -1 : state.result().usage().totalTokens();
+            sharding
+                .entityRefFor(LimiterProtocol.TYPE_KEY, state.keyId())
+                .tell(new LimiterProtocol.Release(state.id(), tokens));
+          }
+        };
+    sharding
         .init(
             Entity.of(
                     TaskProtocol.TYPE_KEY,
@@ -120,7 +133,8 @@ public final class TaskEntity
                             runner,
                             Clock.systemUTC(),
                             () -> ThreadLocalRandom.current().nextDouble(),
-                            ctx.getShard()))
+                            ctx.getShard(),
+                            releaseKey))
                 .withRole(TaskProtocol.WORKER_ROLE));
   }
 
@@ -135,11 +149,24 @@ public final class TaskEntity
       Clock clock,
       DoubleSupplier jitter,
       ActorRef<ClusterSharding.ShardCommand> shard) {
+    return create(taskId, settings, runner, clock, jitter, shard, state -> {});
+  }
+
+  /** @param onFinished told once the task's terminal event is persisted (frees its key's slot) */
+  public static Behavior<Command> create(
+      String taskId,
+      TaskSettings settings,
+      AttemptRunner runner,
+      Clock clock,
+      DoubleSupplier jitter,
+      ActorRef<ClusterSharding.ShardCommand> shard,
+      Consumer<TaskState> onFinished) {
     return Behaviors.setup(
         ctx ->
             Behaviors.withTimers(
                 timers ->
-                    new TaskEntity(taskId, settings, runner, clock, jitter, shard, ctx, timers)));
+                    new TaskEntity(
+                        taskId, settings, runner, clock, jitter, shard, onFinished, ctx, timers)));
   }
 
   private final String taskId;
@@ -148,6 +175,7 @@ public final class TaskEntity
   private final Clock clock;
   private final DoubleSupplier jitter;
   private final ActorRef<ClusterSharding.ShardCommand> shard;
+  private final Consumer<TaskState> onFinished;
   private final ActorContext<Command> ctx;
   private final TimerScheduler<Command> timers;
 
@@ -163,6 +191,7 @@ public final class TaskEntity
       Clock clock,
       DoubleSupplier jitter,
       ActorRef<ClusterSharding.ShardCommand> shard,
+      Consumer<TaskState> onFinished,
       ActorContext<Command> ctx,
       TimerScheduler<Command> timers) {
     super(
@@ -175,6 +204,7 @@ public final class TaskEntity
     this.clock = clock;
     this.jitter = jitter;
     this.shard = shard;
+    this.onFinished = onFinished;
     this.ctx = ctx;
     this.timers = timers;
   }
@@ -255,7 +285,7 @@ public final class TaskEntity
     return Effect()
         .persist(
             List.of(
-                new TaskSubmitted(cmd.spec(), cmd.owner(), deadline, now),
+                new TaskSubmitted(cmd.spec(), cmd.owner(), cmd.keyId(), deadline, now),
                 new AttemptStarted(1, now)))
         .thenRun(
             s -> {
@@ -531,6 +561,7 @@ public final class TaskEntity
     timers.cancel(RETRY_TIMER);
     publish(state);
     subscribers.clear();
+    onFinished.accept(state);
     WorkerMetrics.taskFinished(state.spec().kind(), state.status());
     timers.startSingleTimer(
         PASSIVATE_TIMER, PassivateFinished.INSTANCE, settings.passivateFinishedAfter());

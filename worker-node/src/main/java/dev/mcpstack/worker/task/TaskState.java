@@ -23,6 +23,7 @@ public record TaskState(
     String id,
     TaskSpec spec,
     String owner,
+    String keyId,
     TaskStatus status,
     int attempts,
     Instant createdAt,
@@ -34,7 +35,7 @@ public record TaskState(
     implements CborSerializable {
 
   public static TaskState blank(String id) {
-    return new TaskState(id, null, null, null, 0, null, null, null, null, null, null);
+    return new TaskState(id, null, null, null, null, 0, null, null, null, null, null, null);
   }
 
   @JsonIgnore
@@ -74,38 +75,38 @@ public record TaskState(
 
   TaskState submitted(TaskSubmitted e) {
     return new TaskState(
-        id, e.spec(), e.owner(), TaskStatus.QUEUED, 0, e.at(), e.at(), e.deadline(), null, null,
+        id, e.spec(), e.owner(), e.keyId(), TaskStatus.QUEUED, 0, e.at(), e.at(), e.deadline(), null, null,
         null);
   }
 
   TaskState attemptStarted(AttemptStarted e) {
     return new TaskState(
-        id, spec, owner, TaskStatus.RUNNING, e.attempt(), createdAt, e.at(), deadline, null, null,
+        id, spec, owner, keyId, TaskStatus.RUNNING, e.attempt(), createdAt, e.at(), deadline, null, null,
         error);
   }
 
   TaskState attemptFailed(AttemptFailed e) {
     TaskStatus next = e.nextAttemptAt() == null ? status : TaskStatus.RETRY_SCHEDULED;
     return new TaskState(
-        id, spec, owner, next, attempts, createdAt, e.at(), deadline, e.nextAttemptAt(), null,
+        id, spec, owner, keyId, next, attempts, createdAt, e.at(), deadline, e.nextAttemptAt(), null,
         e.error());
   }
 
   TaskState succeeded(TaskSucceeded e) {
     return new TaskState(
-        id, spec, owner, TaskStatus.SUCCEEDED, attempts, createdAt, e.at(), deadline, null,
+        id, spec, owner, keyId, TaskStatus.SUCCEEDED, attempts, createdAt, e.at(), deadline, null,
         e.result(), null);
   }
 
   TaskState failed(TaskFailed e) {
     return new TaskState(
-        id, spec, owner, TaskStatus.FAILED, attempts, createdAt, e.at(), deadline, null, null,
+        id, spec, owner, keyId, TaskStatus.FAILED, attempts, createdAt, e.at(), deadline, null, null,
         e.error());
   }
 
   TaskState cancelled(TaskCancelled e) {
     return new TaskState(
-        id, spec, owner, TaskStatus.CANCELLED, attempts, createdAt, e.at(), deadline, null, null,
+        id, spec, owner, keyId, TaskStatus.CANCELLED, attempts, createdAt, e.at(), deadline, null, null,
         error);
   }
 }

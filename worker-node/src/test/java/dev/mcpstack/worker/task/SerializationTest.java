@@ -4,7 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.mcpstack.shared.ApiKey;
 import dev.mcpstack.shared.ErrorCode;
+import dev.mcpstack.shared.KeyLimits;
+import dev.mcpstack.shared.KeyProtocol;
+import dev.mcpstack.shared.LimiterProtocol;
+import dev.mcpstack.worker.keys.KeyRegistry;
 import dev.mcpstack.shared.TaskError;
 import dev.mcpstack.shared.TaskKind;
 import dev.mcpstack.shared.TaskProtocol;
@@ -54,11 +59,37 @@ class SerializationTest {
     TestProbe<WorkerInfoProtocol.ModelList> models = testKit.createTestProbe();
     TestProbe<WorkerInfoProtocol.WorkerHealth> health = testKit.createTestProbe();
     TestProbe<WorkerInfoProtocol.UpstreamList> upstreams = testKit.createTestProbe();
+    TestProbe<KeyProtocol.Reply> keyReplies = testKit.createTestProbe();
+    TestProbe<LimiterProtocol.Decision> decisions = testKit.createTestProbe();
+    KeyLimits limits = new KeyLimits(60, 10_000, 4, 10);
+    ApiKey key = new ApiKey("k1", "acme", "ci", "ab".repeat(32), limits, List.of("m"), t, null, 3);
+    LimiterProtocol.Standing standing = new LimiterProtocol.Standing(60, 59, 1000, 10_000, 9_000, 6000);
     TaskState state =
-        new TaskState("task-1", spec, "alice", TaskStatus.SUCCEEDED, 3, t, t, t, null, result, null);
+        new TaskState("task-1", spec, "alice", "k1", TaskStatus.SUCCEEDED, 3, t, t, t, null, result, null);
     return Stream.of(
         new TaskProtocol.Submit(spec, "alice", t, updates.ref(), replies.ref()),
         new TaskProtocol.Submit(spec, "alice", null, null, replies.ref()),
+        new TaskProtocol.Submit(spec, "alice", "k1", t, null, replies.ref()),
+        key,
+        new KeyProtocol.Create(key, keyReplies.ref()),
+        new KeyProtocol.Update("k1", "renamed", limits, List.of("m"), keyReplies.ref()),
+        new KeyProtocol.Update("k1", null, null, null, keyReplies.ref()),
+        new KeyProtocol.Revoke("k1", keyReplies.ref()),
+        new KeyProtocol.Rotate("k1", "k2", "cd".repeat(32), keyReplies.ref()),
+        new KeyProtocol.Get("k1", keyReplies.ref()),
+        new KeyProtocol.ChangesSince(3, keyReplies.ref()),
+        new KeyProtocol.One(key),
+        new KeyProtocol.Many(List.of(key, key.revokedAt(t, 5)), 5),
+        new KeyProtocol.Rejected(error),
+        new KeyRegistry.KeyCreated(key),
+        new KeyRegistry.KeyUpdated("k1", null, limits, null),
+        new KeyRegistry.KeyRevoked("k1", t),
+        new KeyRegistry.State(java.util.Map.of("k1", key), 4),
+        new LimiterProtocol.Acquire("task-1", LimiterProtocol.HoldKind.REQUEST, 120, limits, t, decisions.ref()),
+        new LimiterProtocol.Acquire("task-2", LimiterProtocol.HoldKind.TASK, 0, KeyLimits.UNLIMITED, null, decisions.ref()),
+        new LimiterProtocol.Release("task-1", 42),
+        new LimiterProtocol.Granted(standing),
+        new LimiterProtocol.Denied("too many", 1500, standing),
         new TaskProtocol.Get("alice", replies.ref()),
         new TaskProtocol.Cancel("alice", replies.ref()),
         new TaskProtocol.Inspect(replies.ref()),
@@ -68,7 +99,8 @@ class SerializationTest {
         new TaskUpdate.StatusChanged(view),
         new TaskUpdate.ContentDelta("task-1", 1, "Hel", null),
         new TaskUpdate.ContentDelta("task-1", 1, "lo", "stop"),
-        new TaskEntity.TaskSubmitted(spec, "alice", t, t),
+        new TaskEntity.TaskSubmitted(spec, "alice", "k1", t, t),
+        new TaskEntity.TaskSubmitted(spec, "alice", null, t, t),
         new TaskEntity.AttemptStarted(1, t),
         new TaskEntity.AttemptFailed(1, error, true, t, t),
         new TaskEntity.AttemptFailed(2, error, false, null, t),

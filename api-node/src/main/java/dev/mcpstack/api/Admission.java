@@ -1,0 +1,168 @@
+package dev.mcpstack.api;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.mcpstack.shared.ErrorCode;
+import dev.mcpstack.shared.Failures;
+import dev.mcpstack.shared.LimiterProtocol;
+import dev.mcpstack.shared.LimiterProtocol.HoldKind;
+import dev.mcpstack.shared.LimiterProtocol.Standing;
+import dev.mcpstack.shared.TaskKind;
+import dev.mcpstack.shared.TaskSpec;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.BiFunction;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
+import org.apache.pekko.http.javadsl.model.HttpHeader;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
+import org.apache.pekko.http.javadsl.model.headers.RawHeader;
+
+/**
+ * Whether new work may start, before it becomes a task: this node's bound on calls whose clients
+ * wait ({@code mcp.api.max-in-flight}, a fast 503 beyond it), then the caller's key limiter, the
+ * one authority for that key in the whole cluster (a 429 {@code rate_limit_exceeded} with
+ * {@code Retry-After} and OpenAI's {@code x-ratelimit-*} headers when over). Keys without limits
+ * and the anonymous caller skip the limiter. The hold taken here is named after the task id and
+ * freed by the task entity when the task ends.
+ */
+final class Admission {
+  private final ActorSystem<?> system;
+  private final ClusterSharding sharding;
+  private final ApiSettings settings;
+  private final Semaphore inFlight;
+
+  Admission(ActorSystem<?> system, ApiSettings settings) {
+    this.system = system;
+    this.sharding = ClusterSharding.get(system);
+    this.settings = settings;
+    this.inFlight = new Semaphore(settings.maxInFlight());
+  }
+
+  /** What the limiter said, to show the client as headers; {@link #NONE} without a limiter. */
+  record Admitted(Standing standing) {
+    static final Admitted NONE = new Admitted(null);
+
+    HttpResponse decorate(HttpResponse response) {
+      return standing == null ? response : response.addHeaders(headers(standing));
+    }
+  }
+
+  /**
+   * Takes one of this node's in-flight places for a call whose client waits; 503 when none is
+   * left. The caller must {@link #leave()} once, when the call ends.
+   */
+  void enter() {
+    if (!inFlight.tryAcquire()) {
+      throw ApiError.of(
+          ErrorCode.UNAVAILABLE, "This node is at its limit of " + settings.maxInFlight() + " open calls; try again shortly.");
+    }
+  }
+
+  void leave() {
+    inFlight.release();
+  }
+
+  /**
+   * Runs a call whose client waits: takes one of this node's in-flight places, asks the limiter,
+   * then runs {@code work} with the limiter's answer and a {@code done} to call once when the call
+   * is over (a stream is over after its response was sent). A failure gives the place back.
+   */
+  CompletionStage<HttpResponse> waiting(
+      Caller caller,
+      String taskId,
+      TaskSpec spec,
+      Instant deadline,
+      BiFunction<Admitted, Runnable, CompletionStage<HttpResponse>> work) {
+    enter();
+    AtomicBoolean over = new AtomicBoolean();
+    Runnable done =
+        () -> {
+          if (over.compareAndSet(false, true)) {
+            leave();
+          }
+        };
+    try {
+      return admit(caller, taskId, HoldKind.REQUEST, spec, deadline.plus(settings.waitGrace()))
+          .thenCompose(admitted -> work.apply(admitted, done))
+          .whenComplete(
+              (response, e) -> {
+                if (e != null) {
+                  done.run();
+                }
+              });
+    } catch (RuntimeException e) {
+      done.run();
+      throw e;
+    }
+  }
+
+  /** Asks the caller's limiter to admit a task ({@code taskId} names the hold). */
+  CompletionStage<Admitted> admit(Caller caller, String taskId, HoldKind kind, TaskSpec spec, Instant holdUntil) {
+    if (caller.limits().unlimited()) {
+      return CompletableFuture.completedFuture(Admitted.NONE);
+    }
+    long tokens = estimateTokens(spec);
+    return sharding
+        .entityRefFor(LimiterProtocol.TYPE_KEY, caller.keyId())
+        .<LimiterProtocol.Decision>ask(
+            replyTo -> new LimiterProtocol.Acquire(taskId, kind, tokens, caller.limits(), holdUntil, replyTo),
+            settings.askTimeout())
+        .handle(
+            (decision, e) -> {
+              if (e != null) {
+                system.log().warn("the limiter of key {} did not answer: {}", caller.keyId(), Failures.unwrap(e).toString());
+                throw ApiError.of(ErrorCode.UNAVAILABLE, "The rate limiter did not answer in time; try again.");
+              }
+              if (decision instanceof LimiterProtocol.Denied denied) {
+                long seconds = denied.retryAfterMillis() > 0 ? (denied.retryAfterMillis() + 999) / 1000 : 0;
+                throw new ApiError(ErrorCode.RATE_LIMITED, denied.reason(), null, headers(denied.standing()), seconds);
+              }
+              return new Admitted(decision.standing());
+            });
+  }
+
+  /**
+   * What a request may cost, reserved up front and settled with the real usage: about one token
+   * per four characters of its input, plus the completion tokens it allows itself.
+   */
+  static long estimateTokens(TaskSpec spec) {
+    JsonNode request = spec.request();
+    if (spec.kind() == TaskKind.EMBEDDINGS) {
+      return Math.max(1, request.path("input").toString().length() / 4);
+    }
+    long prompt = Math.max(1, request.path("messages").toString().length() / 4);
+    long completion = request.path("max_completion_tokens").asLong(request.path("max_tokens").asLong(0));
+    return prompt + Math.max(0, completion);
+  }
+
+  static List<HttpHeader> headers(Standing s) {
+    List<HttpHeader> headers = new ArrayList<>(6);
+    if (s.limitRequests() > 0) {
+      headers.add(RawHeader.create("x-ratelimit-limit-requests", Integer.toString(s.limitRequests())));
+      headers.add(RawHeader.create("x-ratelimit-remaining-requests", Integer.toString(s.remainingRequests())));
+      headers.add(RawHeader.create("x-ratelimit-reset-requests", duration(s.resetRequestsMillis())));
+    }
+    if (s.limitTokens() > 0) {
+      headers.add(RawHeader.create("x-ratelimit-limit-tokens", Long.toString(s.limitTokens())));
+      headers.add(RawHeader.create("x-ratelimit-remaining-tokens", Long.toString(s.remainingTokens())));
+      headers.add(RawHeader.create("x-ratelimit-reset-tokens", duration(s.resetTokensMillis())));
+    }
+    return headers;
+  }
+
+  /** OpenAI's duration format: {@code 250ms}, {@code 1.5s}, {@code 6m0s}. */
+  static String duration(long millis) {
+    if (millis < 1000) {
+      return millis + "ms";
+    }
+    if (millis < 60_000) {
+      return (millis % 1000 == 0 ? Long.toString(millis / 1000) : String.valueOf(millis / 1000.0)) + "s";
+    }
+    return (millis / 60_000) + "m" + ((millis % 60_000) / 1000) + "s";
+  }
+}

@@ -1,0 +1,40 @@
+package dev.mcpstack.api;
+
+import dev.mcpstack.shared.ApiKey;
+import dev.mcpstack.shared.KeyLimits;
+
+/**
+ * Who sent a request: the tenant that owns what it creates, and the key it used (null for the
+ * anonymous caller of development mode, who has no limits and may use every model).
+ */
+record Caller(String tenant, ApiKey key) {
+  static final String ANONYMOUS_TENANT = "anonymous";
+  static final Caller ANONYMOUS = new Caller(ANONYMOUS_TENANT, null);
+
+  static Caller of(ApiKey key) {
+    return new Caller(key.tenant(), key);
+  }
+
+  boolean anonymous() {
+    return key == null;
+  }
+
+  /** The key's public id, for limits and logs; null when anonymous. */
+  String keyId() {
+    return key == null ? null : key.id();
+  }
+
+  KeyLimits limits() {
+    return key == null ? KeyLimits.UNLIMITED : key.limits();
+  }
+
+  /** 404 {@code model_not_found} unless the key may use {@code model} (OpenAI's answer too). */
+  void checkModel(String model) {
+    if (key != null && !key.allows(model)) {
+      throw new ApiError(
+          dev.mcpstack.shared.ErrorCode.MODEL_NOT_FOUND,
+          "The model '" + model + "' does not exist or you do not have access to it.",
+          "model");
+    }
+  }
+}

@@ -1,0 +1,62 @@
+package dev.mcpstack.shared;
+
+import java.time.Instant;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * One API key as the cluster keeps it: never the secret, only its SHA-256 ({@code sha256}, hex).
+ * {@code id} is public (logs, admin API); {@code tenant} owns every task the key creates;
+ * {@code models} lists the models the key may use (empty = all); {@code version} is the key
+ * registry's version at the key's last change, which lets api-nodes fetch only what changed.
+ */
+public record ApiKey(
+    String id,
+    String tenant,
+    String name,
+    String sha256,
+    KeyLimits limits,
+    List<String> models,
+    Instant createdAt,
+    Instant revokedAt,
+    long version)
+    implements CborSerializable {
+  public ApiKey {
+    Objects.requireNonNull(id, "id");
+    Objects.requireNonNull(tenant, "tenant");
+    Objects.requireNonNull(sha256, "sha256");
+    limits = limits == null ? KeyLimits.UNLIMITED : limits;
+    models = models == null ? List.of() : List.copyOf(models);
+    name = name == null ? "" : name;
+  }
+
+  public boolean revoked() {
+    return revokedAt != null;
+  }
+
+  /** Whether this key may use {@code model}. */
+  public boolean allows(String model) {
+    return models.isEmpty() || models.contains(model);
+  }
+
+  public ApiKey withVersion(long v) {
+    return new ApiKey(id, tenant, name, sha256, limits, models, createdAt, revokedAt, v);
+  }
+
+  public ApiKey revokedAt(Instant at, long v) {
+    return new ApiKey(id, tenant, name, sha256, limits, models, createdAt, at, v);
+  }
+
+  public ApiKey updated(String newName, KeyLimits newLimits, List<String> newModels, long v) {
+    return new ApiKey(
+        id,
+        tenant,
+        newName == null ? name : newName,
+        sha256,
+        newLimits == null ? limits : newLimits,
+        newModels == null ? models : newModels,
+        createdAt,
+        revokedAt,
+        v);
+  }
+}
