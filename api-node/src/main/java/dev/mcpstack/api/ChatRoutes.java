@@ -62,7 +62,7 @@ final class ChatRoutes {
   private Route chat(JsonNode body, String owner, Optional<String> key, String requestId) {
     String model = validation.chat(body, "");
     String id = TaskIds.chat(owner, key, body.path("store").asBoolean(false));
-    TaskSpec spec = new TaskSpec(TaskKind.CHAT, model, body);
+    TaskSpec spec = new TaskSpec(TaskKind.CHAT, model, validation.chatWithDefaults(body));
     if (spec.streaming()) {
       boolean includeUsage = body.path("stream_options").path("include_usage").asBoolean(false);
       return http.respond(stream(id, spec, owner, includeUsage, requestId), requestId);

@@ -91,9 +91,10 @@ final class TaskRoutes {
     }
     Instant deadline = deadline(body.get("timeout_seconds"));
     String id = TaskIds.make(TaskIds.TASK, owner, key);
+    JsonNode upstreamRequest = kind == TaskKind.CHAT ? validation.chatWithDefaults(request) : request;
     return http.respond(
         tasks
-            .submit(id, new TaskSpec(kind, model, request), owner, deadline, null)
+            .submit(id, new TaskSpec(kind, model, upstreamRequest), owner, deadline, null)
             .thenApply(
                 view ->
                     http.json(StatusCodes.ACCEPTED, http.taskJson.task(view))
