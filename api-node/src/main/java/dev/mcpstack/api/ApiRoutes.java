@@ -33,6 +33,7 @@ final class ApiRoutes {
   private final TaskRoutes tasks;
   private final ModelRoutes models;
   private final AdminRoutes admin;
+  private final Cors cors;
 
   ApiRoutes(HttpSupport http, TaskClient taskClient, Workers workers, KeyStore keys) {
     this.http = http;
@@ -42,6 +43,7 @@ final class ApiRoutes {
     this.tasks = new TaskRoutes(http, taskClient, validation);
     this.models = new ModelRoutes(http, workers);
     this.admin = new AdminRoutes(http, taskClient, workers, new KeyAdminRoutes(http, keys), tasks);
+    this.cors = Cors.of(http);
   }
 
   Route route() {
@@ -51,7 +53,7 @@ final class ApiRoutes {
           String requestId = RequestIds.accept(incoming);
           return respondWithHeader(
               RawHeader.create(RequestIds.HEADER, requestId),
-              () ->
+              () -> cors.route(requestId, () ->
                   handleExceptions(
                       exceptions(requestId),
                       () ->
@@ -71,7 +73,7 @@ final class ApiRoutes {
                                               chat.route(requestId),
                                               tasks.route(requestId),
                                               models.route(requestId),
-                                              admin.route(requestId))))));
+                                              admin.route(requestId)))))));
         });
   }
 

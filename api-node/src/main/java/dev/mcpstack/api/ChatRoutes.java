@@ -63,7 +63,7 @@ final class ChatRoutes {
     String model = validation.chat(body, "");
     caller.checkModel(model);
     String id = TaskIds.chat(caller.tenant(), key, body.path("store").asBoolean(false));
-    TaskSpec spec = new TaskSpec(TaskKind.CHAT, model, body);
+    TaskSpec spec = new TaskSpec(TaskKind.CHAT, model, validation.chatWithDefaults(body));
     Instant deadline = Instant.now().plus(settings.chatTimeout());
     boolean includeUsage = body.path("stream_options").path("include_usage").asBoolean(false);
     return http.respond(

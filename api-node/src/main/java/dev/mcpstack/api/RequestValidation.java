@@ -1,6 +1,7 @@
 package dev.mcpstack.api;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.Set;
 
 /**
@@ -15,6 +16,11 @@ final class RequestValidation {
   private final ApiSettings settings;
 
   RequestValidation(ApiSettings settings) {
+    if (settings.defaultMaxTokens() < 0 || settings.defaultMaxTokens() > settings.maxTokensCap()) {
+      throw new IllegalArgumentException(
+          "mcp.api.default-max-tokens (API_DEFAULT_MAX_TOKENS) must be between 0 (no default) and"
+              + " mcp.api.max-tokens-cap (" + settings.maxTokensCap() + "), got " + settings.defaultMaxTokens());
+    }
     this.settings = settings;
   }
 
@@ -70,6 +76,22 @@ final class RequestValidation {
       bool(options, prefix + "stream_options.", "include_usage");
     }
     return model;
+  }
+
+  /**
+   * A validated chat request as it goes to the model runner: with {@code max_tokens} set to
+   * {@code mcp.api.default-max-tokens} when it has neither {@code max_tokens} nor
+   * {@code max_completion_tokens} (and the default is not 0). A copy then; {@code body} itself is
+   * never changed.
+   */
+  JsonNode chatWithDefaults(JsonNode body) {
+    int fallback = settings.defaultMaxTokens();
+    if (fallback == 0 || !isAbsent(body.get("max_tokens")) || !isAbsent(body.get("max_completion_tokens"))) {
+      return body;
+    }
+    ObjectNode copy = ((ObjectNode) body).deepCopy();
+    copy.put("max_tokens", fallback);
+    return copy;
   }
 
   /** Validates an embeddings request and returns its model. */

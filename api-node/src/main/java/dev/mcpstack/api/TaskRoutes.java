@@ -102,7 +102,8 @@ final class TaskRoutes {
     }
     Instant deadline = deadline(body.get("timeout_seconds"));
     String id = TaskIds.make(TaskIds.TASK, caller.tenant(), key);
-    TaskSpec spec = new TaskSpec(kind, model, request);
+    JsonNode upstreamRequest = kind == TaskKind.CHAT ? validation.chatWithDefaults(request) : request;
+    TaskSpec spec = new TaskSpec(kind, model, upstreamRequest);
     Instant holdUntil = (deadline != null ? deadline : Instant.now().plus(settings.maxTaskTimeout())).plus(settings.waitGrace());
     return http.respond(
         http.admission
