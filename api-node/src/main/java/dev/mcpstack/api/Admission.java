@@ -120,7 +120,8 @@ final class Admission {
               }
               if (decision instanceof LimiterProtocol.Denied denied) {
                 long seconds = denied.retryAfterMillis() > 0 ? (denied.retryAfterMillis() + 999) / 1000 : 0;
-                throw new ApiError(ErrorCode.RATE_LIMITED, denied.reason(), null, headers(denied.standing()), seconds);
+                ErrorCode code = denied.quota() ? ErrorCode.INSUFFICIENT_QUOTA : ErrorCode.RATE_LIMITED;
+                throw new ApiError(code, denied.reason(), null, headers(denied.standing()), seconds);
               }
               return new Admitted(decision.standing());
             });

@@ -33,6 +33,7 @@ final class ApiRoutes {
   private final TaskRoutes tasks;
   private final ModelRoutes models;
   private final AdminRoutes admin;
+  private final UsageRoutes usage;
   private final Cors cors;
 
   ApiRoutes(HttpSupport http, TaskClient taskClient, Workers workers, KeyStore keys) {
@@ -42,7 +43,8 @@ final class ApiRoutes {
     this.chat = new ChatRoutes(http, taskClient, validation);
     this.tasks = new TaskRoutes(http, taskClient, validation);
     this.models = new ModelRoutes(http, workers);
-    this.admin = new AdminRoutes(http, taskClient, workers, new KeyAdminRoutes(http, keys), tasks);
+    this.usage = new UsageRoutes(http, keys);
+    this.admin = new AdminRoutes(http, taskClient, workers, new KeyAdminRoutes(http, keys, usage), tasks);
     this.cors = Cors.of(http);
   }
 
@@ -73,6 +75,7 @@ final class ApiRoutes {
                                               chat.route(requestId),
                                               tasks.route(requestId),
                                               models.route(requestId),
+                                              usage.route(requestId),
                                               admin.route(requestId)))))));
         });
   }

@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.typesafe.config.Config;
 import dev.mcpstack.shared.ApiKey;
+import dev.mcpstack.shared.Budget;
 import dev.mcpstack.shared.ErrorCode;
 import dev.mcpstack.shared.KeyLimits;
 import dev.mcpstack.shared.KeyProtocol;
@@ -15,6 +16,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.CompletionStage;
 import java.util.function.Function;
@@ -35,13 +37,15 @@ final class KeyAdminRoutes {
 
   private final HttpSupport http;
   private final KeyStore keys;
+  private final UsageRoutes usage;
   private final EntityRef<KeyProtocol.Command> registry;
   private final KeyLimits defaults;
   private final Duration refreshInterval;
 
-  KeyAdminRoutes(HttpSupport http, KeyStore keys) {
+  KeyAdminRoutes(HttpSupport http, KeyStore keys, UsageRoutes usage) {
     this.http = http;
     this.keys = keys;
+    this.usage = usage;
     this.registry = ClusterSharding.get(http.system).entityRefFor(KeyProtocol.TYPE_KEY, KeyProtocol.REGISTRY_ID);
     Config api = http.system.settings().config().getConfig("mcp.api");
     this.defaults = KeyStore.limits(api.getConfig("keys.default-limits"));
@@ -67,7 +71,16 @@ final class KeyAdminRoutes {
                 path(
                     segment().slash("revoke"),
                     id -> post(() -> answer(ask(id, r -> new KeyProtocol.Revoke(id, r)), StatusCodes.OK, null, requestId))),
-                path(segment().slash("rotate"), id -> post(() -> rotate(id, requestId)))));
+                path(segment().slash("rotate"), id -> post(() -> rotate(id, requestId))),
+                path(
+                    segment().slash("usage"),
+                    id -> get(() -> usage.range((from, to) -> keyUsage(id, from, to, requestId))))));
+  }
+
+  private Route keyUsage(String id, java.time.LocalDate from, java.time.LocalDate to, String requestId) {
+    return onSuccess(
+        ask(id, r -> new KeyProtocol.Get(id, r)),
+        reply -> usage.key(((KeyProtocol.One) checked(reply)).key(), from, to, requestId));
   }
 
   private Route list(Optional<String> tenant, String requestId) {
@@ -97,6 +110,9 @@ final class KeyAdminRoutes {
     String name = name(body);
     List<String> models = models(body);
     KeyLimits limits = body.has("limits") ? limits(body.get("limits"), defaults) : defaults;
+    if (body.has("budget")) {
+      limits = limits.withBudget(budget(body.get("budget")));
+    }
     ApiKeys.NewKey made = ApiKeys.generate();
     ApiKey key = new ApiKey(made.id(), tenant, name, made.sha256(), limits, models, null, null, 0);
     return answer(ask(made.id(), r -> new KeyProtocol.Create(key, r)), StatusCodes.CREATED, made.secret(), requestId);
@@ -110,13 +126,18 @@ final class KeyAdminRoutes {
     if (body.has("limits")) {
       limits(body.get("limits"), KeyLimits.UNLIMITED); // 400 before asking anything
     }
+    Budget budget = body.has("budget") ? budget(body.get("budget")) : null;
     CompletionStage<KeyProtocol.Reply> updated =
         ask(id, r -> new KeyProtocol.Get(id, r))
             .thenCompose(
                 current -> {
                   KeyLimits base = ((KeyProtocol.One) checked(current)).key().limits();
-                  KeyLimits limits = body.has("limits") ? limits(body.get("limits"), base) : null;
-                  return ask(id, r -> new KeyProtocol.Update(id, name, limits, models, r));
+                  KeyLimits limits = body.has("limits") ? limits(body.get("limits"), base) : base;
+                  if (body.has("budget")) {
+                    limits = limits.withBudget(budget);
+                  }
+                  KeyLimits changed = body.has("limits") || body.has("budget") ? limits : null;
+                  return ask(id, r -> new KeyProtocol.Update(id, name, changed, models, r));
                 });
     return answer(updated, StatusCodes.OK, null, requestId);
   }
@@ -172,6 +193,15 @@ final class KeyAdminRoutes {
     limits.put("tokens_per_minute", k.limits().tokensPerMinute());
     limits.put("max_concurrent_requests", k.limits().maxConcurrentRequests());
     limits.put("max_active_tasks", k.limits().maxActiveTasks());
+    Budget budget = k.limits().budget();
+    if (budget == null) {
+      n.putNull("budget");
+    } else {
+      n.putObject("budget")
+          .put("amount", budget.amountMicros() / 1_000_000.0)
+          .put("period", budget.period().name().toLowerCase(Locale.ROOT))
+          .put("alert_at", budget.alertAt());
+    }
     if (k.createdAt() == null) {
       n.putNull("created_at");
     } else {
@@ -225,6 +255,32 @@ final class KeyAdminRoutes {
     return names;
   }
 
+  /**
+   * {@code budget}: {@code null} removes it; else {@code {amount, period: "day"|"month",
+   * alert_at: 0..1}} with a positive amount in the price table's currency.
+   */
+  private static Budget budget(JsonNode node) {
+    if (node.isNull()) {
+      return null;
+    }
+    JsonNode amount = node.path("amount");
+    if (!node.isObject() || !amount.isNumber() || amount.asDouble() <= 0 || amount.asDouble() > 1e9) {
+      throw ApiError.invalid("budget.amount", "Invalid 'budget': expected {\"amount\": a positive number, \"period\": \"day\" or \"month\", \"alert_at\": 0 to 1}.");
+    }
+    String period = node.path("period").asText("month");
+    if (!period.equals("day") && !period.equals("month")) {
+      throw ApiError.invalid("budget.period", "Invalid 'budget.period': expected \"day\" or \"month\".");
+    }
+    JsonNode alert = node.path("alert_at");
+    if (!alert.isMissingNode() && (!alert.isNumber() || alert.asDouble() < 0 || alert.asDouble() > 1)) {
+      throw ApiError.invalid("budget.alert_at", "Invalid 'budget.alert_at': expected a share between 0 and 1.");
+    }
+    return new Budget(
+        Math.round(amount.asDouble() * 1_000_000),
+        period.equals("day") ? Budget.Period.DAY : Budget.Period.MONTH,
+        alert.isMissingNode() ? 0 : alert.asDouble());
+  }
+
   /** The {@code limits} object; fields it lacks come from {@code from}. */
   private static KeyLimits limits(JsonNode node, KeyLimits from) {
     if (!node.isObject()) {
@@ -234,7 +290,8 @@ final class KeyAdminRoutes {
         (int) count(node, "requests_per_minute", from.requestsPerMinute(), Integer.MAX_VALUE),
         count(node, "tokens_per_minute", from.tokensPerMinute(), Long.MAX_VALUE),
         (int) count(node, "max_concurrent_requests", from.maxConcurrentRequests(), Integer.MAX_VALUE),
-        (int) count(node, "max_active_tasks", from.maxActiveTasks(), Integer.MAX_VALUE));
+        (int) count(node, "max_active_tasks", from.maxActiveTasks(), Integer.MAX_VALUE),
+        from.budget());
   }
 
   private static long count(JsonNode limits, String field, long fallback, long max) {

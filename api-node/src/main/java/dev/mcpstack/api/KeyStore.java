@@ -87,6 +87,11 @@ final class KeyStore {
     return key.revoked() ? new Revoked(key) : new Found(key);
   }
 
+  /** Every key of {@code tenant} this node knows, revoked ones included (their usage stays). */
+  List<ApiKey> keysOf(String tenant) {
+    return byHash.values().stream().filter(k -> k.tenant().equals(tenant)).toList();
+  }
+
   /** Whether any key source exists: declared keys, or the registry (always, once loaded). */
   boolean hasDeclaredKeys() {
     return !declared.isEmpty();

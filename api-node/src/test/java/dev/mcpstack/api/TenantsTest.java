@@ -40,7 +40,9 @@ class TenantsTest {
         ApiFixture.start(
             "TenantsTest",
             "mcp.api { keys.required = on, admin-token = \"" + ADMIN + "\", admin-failure-delay = 300ms,"
-                + " keys.declared = \"configured:" + ApiKeys.sha256(DECLARED_KEY) + "\" }");
+                + " keys.declared = \"configured:" + ApiKeys.sha256(DECLARED_KEY) + "\" }\n"
+                // 1 per million prompt tokens, 2 per million completion tokens: cost in micros = p + 2c
+                + "mcp.worker.prices { \"" + MODEL + "\" { prompt = 1, completion = 2 } }");
   }
 
   @AfterAll
@@ -273,5 +275,51 @@ class TenantsTest {
         .maxRetries(0)
         .timeout(Duration.ofSeconds(30))
         .build();
+  }
+
+  @Test
+  void usageIsRecordedPerModelAndDayForTheTenant() throws Exception {
+    String first = createKey("{\"tenant\":\"metered\"}").path("key").asText();
+    String second = createKey("{\"tenant\":\"metered\"}").path("key").asText();
+    String other = createKey("{\"tenant\":\"unmetered\"}").path("key").asText();
+    api.eventually(WAIT, () -> assertEquals(200, api.get("/v1/models", bearer(other)).statusCode()));
+    long prompt = 0;
+    long completion = 0;
+    for (String key : new String[] {first, second, first}) {
+      JsonNode usage = json(api.post("/v1/chat/completions", chatBody("count these words"), bearer(key))).path("usage");
+      prompt += usage.path("prompt_tokens").asLong();
+      completion += usage.path("completion_tokens").asLong();
+    }
+    long p = prompt;
+    long c = completion;
+    api.eventually(
+        WAIT,
+        () -> {
+          JsonNode report = json(api.get("/v1/usage", bearer(second)));
+          assertEquals("metered", report.path("tenant").asText());
+          JsonNode line = report.path("data").get(0);
+          assertEquals(MODEL, line.path("model").asText(), report.toString());
+          assertEquals(3, line.path("requests").asLong(), report.toString());
+          assertEquals(p, line.path("prompt_tokens").asLong());
+          assertEquals(c, line.path("completion_tokens").asLong());
+          assertEquals((p + 2 * c) / 1e6, line.path("cost").asDouble(), 1e-9);
+          assertEquals(3, report.path("total").path("requests").asLong());
+        });
+    assertEquals(0, json(api.get("/v1/usage", bearer(other))).path("data").size(), "another tenant's usage is not shown");
+    assertEquals(400, api.get("/v1/usage?start_date=yesterday", bearer(other)).statusCode());
+  }
+
+  @Test
+  void aSpentBudgetAnswersInsufficientQuota() throws Exception {
+    JsonNode created = createKey("{\"tenant\":\"thrifty\",\"budget\":{\"amount\":0.000001,\"period\":\"month\",\"alert_at\":0.5}}");
+    String key = created.path("key").asText();
+    assertEquals("month", created.path("budget").path("period").asText());
+    api.eventually(WAIT, () -> assertEquals(200, api.get("/v1/models", bearer(key)).statusCode()));
+    assertEquals(200, api.post("/v1/chat/completions", chatBody("spend it"), bearer(key)).statusCode());
+    api.eventually(
+        WAIT,
+        () -> assertError(api.post("/v1/chat/completions", chatBody("more"), bearer(key)), 429, "insufficient_quota", "insufficient_quota"));
+    JsonNode usage = json(api.get("/admin/keys/" + created.path("id").asText() + "/usage", ADMIN_AUTH));
+    assertTrue(usage.path("budget").path("spent").asDouble() >= 0.000001, usage.toString());
   }
 }

@@ -4,6 +4,8 @@ import com.typesafe.config.Config;
 import dev.mcpstack.worker.journal.Journal;
 import dev.mcpstack.worker.keys.KeyLimiter;
 import dev.mcpstack.worker.keys.KeyRegistry;
+import dev.mcpstack.worker.keys.UsageReporter;
+import java.time.Clock;
 import dev.mcpstack.worker.journal.RetentionCleaner;
 import dev.mcpstack.worker.runner.ModelRunnerClient;
 import dev.mcpstack.worker.task.TaskEntity;
@@ -38,9 +40,10 @@ public final class WorkerNode {
           .warn("no model runner configured (MODEL_RUNNER_URL or mcp.worker.upstreams): every task will fail");
     }
     TaskSettings taskSettings = TaskSettings.fromConfig(config);
-    TaskEntity.init(system, taskSettings, client);
+    TaskEntity.init(system, taskSettings, client, new UsageReporter(system, config, Clock.systemUTC()));
     KeyRegistry.init(system, taskSettings.journalRestartMin(), taskSettings.journalRestartMax());
-    KeyLimiter.init(system, config.getDuration("mcp.worker.limiter.idle-stop"));
+    KeyLimiter.init(
+        system, config.getDuration("mcp.worker.limiter.idle-stop"), config.getDuration("mcp.worker.usage.dedupe-window"));
     system.systemActorOf(WorkerInfo.create(client, config), "worker-info", Props.empty());
     if (config.getBoolean("mcp.worker.retention.enabled")) {
       system.systemActorOf(RetentionCleaner.periodic(config), "task-retention", Props.empty());

@@ -45,6 +45,28 @@ public final class WorkerMetrics {
   private static final Metric.Gauge IN_FLIGHT =
       Kamon.gauge("mcp.upstream.in.flight", "Calls in flight to an upstream");
 
+  private static final Metric.Counter TOKENS =
+      Kamon.counter("mcp.usage.tokens", "Tokens used by finished tasks, by model and type (prompt, completion)");
+  private static final Metric.Counter COST =
+      Kamon.counter("mcp.usage.cost.micros", "Cost of finished tasks from the price table, in millionths, by model");
+  private static final Metric.Gauge BUDGET_USED =
+      Kamon.gauge("mcp.key.budget.used.ratio", "Share of its budget a key spent this period, by key (keys with an alert threshold only)");
+  private static final Metric.Gauge BUDGET_ALERT =
+      Kamon.gauge("mcp.key.budget.alert", "1 when a key spent its budget's alert share this period, by key");
+
+  /** Tokens and cost of one finished task (recorded once, where it finished). */
+  public static void usage(String model, long promptTokens, long completionTokens, long costMicros) {
+    TOKENS.withTags(TagSet.of("model", model).withTag("type", "prompt")).increment(promptTokens);
+    TOKENS.withTags(TagSet.of("model", model).withTag("type", "completion")).increment(completionTokens);
+    COST.withTag("model", model).increment(costMicros);
+  }
+
+  /** A key's spending against its budget's alert share ({@code alertAt} > 0). */
+  public static void budget(String keyId, double usedRatio, double alertAt) {
+    BUDGET_USED.withTag("key", keyId).update(usedRatio);
+    BUDGET_ALERT.withTag("key", keyId).update(usedRatio >= alertAt ? 1 : 0);
+  }
+
   public static void taskFinished(TaskKind kind, TaskStatus outcome) {
     TASKS
         .withTags(TagSet.of("kind", kind.wireName()).withTag("outcome", outcome.wireName()))

@@ -2,7 +2,6 @@ package dev.mcpstack.worker.task;
 
 import dev.mcpstack.shared.CborSerializable;
 import dev.mcpstack.shared.ErrorCode;
-import dev.mcpstack.shared.LimiterProtocol;
 import dev.mcpstack.shared.TaskError;
 import dev.mcpstack.shared.TaskProtocol;
 import dev.mcpstack.shared.TaskProtocol.Cancel;
@@ -24,7 +23,6 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
-import java.util.function.Consumer;
 import java.util.function.DoubleSupplier;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -111,18 +109,9 @@ public final class TaskEntity
   private static final String PASSIVATE_TIMER = "passivate";
 
   /** Starts sharding of tasks on this node; entities live only on nodes with the worker role. */
-  public static void init(ActorSystem<?> system, TaskSettings settings, AttemptRunner runner) {
-    ClusterSharding sharding = ClusterSharding.get(system);
-    Consumer<TaskState> releaseKey =
-        state -> {
-          if (state.keyId() != null) {
-            long tokens = state.result() == null || state.result().usage() == null ? -1 : state.result().usage().totalTokens();
-            sharding
-                .entityRefFor(LimiterProtocol.TYPE_KEY, state.keyId())
-                .tell(new LimiterProtocol.Release(state.id(), tokens));
-          }
-        };
-    sharding
+  public static void init(
+      ActorSystem<?> system, TaskSettings settings, AttemptRunner runner, FinishListener onFinished) {
+    ClusterSharding.get(system)
         .init(
             Entity.of(
                     TaskProtocol.TYPE_KEY,
@@ -134,7 +123,7 @@ public final class TaskEntity
                             Clock.systemUTC(),
                             () -> ThreadLocalRandom.current().nextDouble(),
                             ctx.getShard(),
-                            releaseKey))
+                            onFinished))
                 .withRole(TaskProtocol.WORKER_ROLE));
   }
 
@@ -149,10 +138,20 @@ public final class TaskEntity
       Clock clock,
       DoubleSupplier jitter,
       ActorRef<ClusterSharding.ShardCommand> shard) {
-    return create(taskId, settings, runner, clock, jitter, shard, state -> {});
+    return create(taskId, settings, runner, clock, jitter, shard, (state, recovered) -> {});
   }
 
-  /** @param onFinished told once the task's terminal event is persisted (frees its key's slot) */
+  /** Told when a task has ended: its key's slot is freed and its usage recorded there. */
+  @FunctionalInterface
+  public interface FinishListener {
+    /**
+     * @param recovered false when the terminal event was just persisted; true when a finished
+     *     task was recovered (after a fail-over the report may not have arrived)
+     */
+    void finished(TaskState state, boolean recovered);
+  }
+
+  /** @param onFinished told when the task ends, and when a finished task is recovered */
   public static Behavior<Command> create(
       String taskId,
       TaskSettings settings,
@@ -160,7 +159,7 @@ public final class TaskEntity
       Clock clock,
       DoubleSupplier jitter,
       ActorRef<ClusterSharding.ShardCommand> shard,
-      Consumer<TaskState> onFinished) {
+      FinishListener onFinished) {
     return Behaviors.setup(
         ctx ->
             Behaviors.withTimers(
@@ -175,7 +174,7 @@ public final class TaskEntity
   private final Clock clock;
   private final DoubleSupplier jitter;
   private final ActorRef<ClusterSharding.ShardCommand> shard;
-  private final Consumer<TaskState> onFinished;
+  private final FinishListener onFinished;
   private final ActorContext<Command> ctx;
   private final TimerScheduler<Command> timers;
 
@@ -191,7 +190,7 @@ public final class TaskEntity
       Clock clock,
       DoubleSupplier jitter,
       ActorRef<ClusterSharding.ShardCommand> shard,
-      Consumer<TaskState> onFinished,
+      FinishListener onFinished,
       ActorContext<Command> ctx,
       TimerScheduler<Command> timers) {
     super(
@@ -561,7 +560,7 @@ public final class TaskEntity
     timers.cancel(RETRY_TIMER);
     publish(state);
     subscribers.clear();
-    onFinished.accept(state);
+    onFinished.finished(state, false);
     WorkerMetrics.taskFinished(state.spec().kind(), state.status());
     timers.startSingleTimer(
         PASSIVATE_TIMER, PassivateFinished.INSTANCE, settings.passivateFinishedAfter());
@@ -591,6 +590,9 @@ public final class TaskEntity
               if (state.isActive()) {
                 ctx.getSelf().tell(ResumeAfterRecovery.INSTANCE);
               } else {
+                if (state.isFinished()) {
+                  onFinished.finished(state, true);
+                }
                 // finished, or never submitted (a look-up of an unknown id): stop after a while
                 timers.startSingleTimer(
                     PASSIVATE_TIMER, PassivateFinished.INSTANCE, settings.passivateFinishedAfter());

@@ -13,6 +13,12 @@ import dev.mcpstack.shared.LimiterProtocol.Release;
 import dev.mcpstack.worker.testkit.MutableClock;
 import java.time.Duration;
 import java.time.Instant;
+import java.time.LocalDate;
+import java.util.UUID;
+import dev.mcpstack.shared.Budget;
+import dev.mcpstack.shared.Usage;
+import org.apache.pekko.Done;
+import org.apache.pekko.persistence.testkit.javadsl.EventSourcedBehaviorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -24,15 +30,21 @@ import org.junit.jupiter.api.TestInstance;
 /** The per-key limiter's decisions, on a clock moved by hand. */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class KeyLimiterTest {
-  private final ActorTestKit testKit = ActorTestKit.create();
+  private final ActorTestKit testKit = ActorTestKit.create(EventSourcedBehaviorTestKit.config());
   private MutableClock clock;
   private ActorRef<LimiterProtocol.Command> limiter;
   private TestProbe<Decision> replies;
+  private String keyId;
+
+  private ActorRef<LimiterProtocol.Command> spawn() {
+    return testKit.spawn(KeyLimiter.create(keyId, clock, Duration.ofMinutes(5), Duration.ofHours(1), null));
+  }
 
   @BeforeEach
   void setUp() {
     clock = new MutableClock(Instant.parse("2026-01-01T00:00:00.250Z"));
-    limiter = testKit.spawn(KeyLimiter.create(clock, Duration.ofMinutes(5), null));
+    keyId = "key-" + UUID.randomUUID();
+    limiter = spawn();
     replies = testKit.createTestProbe();
   }
 
@@ -116,5 +128,55 @@ class KeyLimiterTest {
     assertInstanceOf(LimiterProtocol.Denied.class, acquire("next", HoldKind.REQUEST, 1, limits));
     clock.advance(Duration.ofSeconds(31));
     assertInstanceOf(LimiterProtocol.Granted.class, acquire("next", HoldKind.REQUEST, 1, limits));
+  }
+
+  private void record(String taskId, long prompt, long completion, long cost) {
+    TestProbe<Done> done = testKit.createTestProbe();
+    limiter.tell(new LimiterProtocol.RecordUsage(taskId, "m", new Usage(prompt, completion, prompt + completion), cost, clock.instant(), done.ref()));
+    done.receiveMessage();
+  }
+
+  private LimiterProtocol.UsageReport usage(Budget budget) {
+    TestProbe<LimiterProtocol.UsageReport> probe = testKit.createTestProbe();
+    LocalDate today = LocalDate.of(2026, 1, 1);
+    limiter.tell(new LimiterProtocol.GetUsage(today.minusDays(30), today, budget, probe.ref()));
+    return probe.receiveMessage();
+  }
+
+  @Test
+  void recordsEachTasksUsageOnceAndKeepsItAcrossARestart() {
+    record("task-a", 10, 20, 300);
+    record("task-b", 1, 2, 30);
+    record("task-a", 10, 20, 300); // a re-sent report of the same task
+    LimiterProtocol.UsageReport report = usage(null);
+    assertEquals(1, report.lines().size());
+    LimiterProtocol.UsageLine line = report.lines().get(0);
+    assertEquals(2, line.requests());
+    assertEquals(11, line.promptTokens());
+    assertEquals(22, line.completionTokens());
+    assertEquals(330, line.costMicros());
+
+    testKit.stop(limiter);
+    limiter = spawn();
+    record("task-a", 10, 20, 300); // still recognised after recovery
+    assertEquals(2, usage(null).lines().get(0).requests());
+  }
+
+  @Test
+  void refusesWithInsufficientQuotaOnceTheBudgetIsSpent() {
+    Budget budget = new Budget(1_000, Budget.Period.MONTH, 0.5);
+    KeyLimits limits = new KeyLimits(0, 0, 0, 0, budget);
+    assertInstanceOf(LimiterProtocol.Granted.class, acquire("before", HoldKind.REQUEST, 1, limits));
+    record("task-1", 100, 100, 600);
+    assertInstanceOf(LimiterProtocol.Granted.class, acquire("under", HoldKind.REQUEST, 1, limits));
+    record("task-2", 100, 100, 400);
+    LimiterProtocol.Denied denied = assertInstanceOf(LimiterProtocol.Denied.class, acquire("over", HoldKind.REQUEST, 1, limits));
+    assertTrue(denied.quota());
+    assertTrue(denied.reason().contains("quota"), denied.reason());
+    assertEquals(1_000, usage(budget).spentMicros());
+    // a bigger budget admits again at once
+    assertInstanceOf(
+        LimiterProtocol.Granted.class,
+        acquire("raised", HoldKind.REQUEST, 1, limits.withBudget(new Budget(2_000, Budget.Period.MONTH, 0))));
   }
 }

@@ -5,6 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mcpstack.shared.ApiKey;
+import dev.mcpstack.shared.Budget;
+import dev.mcpstack.worker.keys.KeyLimiter;
+import java.time.LocalDate;
 import dev.mcpstack.shared.ErrorCode;
 import dev.mcpstack.shared.KeyLimits;
 import dev.mcpstack.shared.KeyProtocol;
@@ -61,6 +64,9 @@ class SerializationTest {
     TestProbe<WorkerInfoProtocol.UpstreamList> upstreams = testKit.createTestProbe();
     TestProbe<KeyProtocol.Reply> keyReplies = testKit.createTestProbe();
     TestProbe<LimiterProtocol.Decision> decisions = testKit.createTestProbe();
+    TestProbe<org.apache.pekko.Done> done = testKit.createTestProbe();
+    TestProbe<LimiterProtocol.UsageReport> usage = testKit.createTestProbe();
+    LimiterProtocol.UsageLine line = new LimiterProtocol.UsageLine(LocalDate.of(2026, 11, 28), "m", 3, 10, 20, 42);
     KeyLimits limits = new KeyLimits(60, 10_000, 4, 10);
     ApiKey key = new ApiKey("k1", "acme", "ci", "ab".repeat(32), limits, List.of("m"), t, null, 3);
     LimiterProtocol.Standing standing = new LimiterProtocol.Standing(60, 59, 1000, 10_000, 9_000, 6000);
@@ -89,7 +95,16 @@ class SerializationTest {
         new LimiterProtocol.Acquire("task-2", LimiterProtocol.HoldKind.TASK, 0, KeyLimits.UNLIMITED, null, decisions.ref()),
         new LimiterProtocol.Release("task-1", 42),
         new LimiterProtocol.Granted(standing),
-        new LimiterProtocol.Denied("too many", 1500, standing),
+        new LimiterProtocol.Denied("too many", 1500, false, standing),
+        new LimiterProtocol.Denied("spent", 0, true, standing),
+        new KeyLimits(1, 2, 3, 4, new Budget(5_000_000, Budget.Period.MONTH, 0.8)),
+        new LimiterProtocol.RecordUsage("task-1", "m", new Usage(1, 2, 3), 42, t, done.ref()),
+        new LimiterProtocol.GetUsage(LocalDate.of(2026, 11, 1), LocalDate.of(2026, 11, 28), new Budget(1, Budget.Period.DAY, 0), usage.ref()),
+        new LimiterProtocol.GetUsage(LocalDate.of(2026, 11, 1), LocalDate.of(2026, 11, 28), null, usage.ref()),
+        new LimiterProtocol.UsageReport(List.of(line), 42, LocalDate.of(2026, 11, 1)),
+        new LimiterProtocol.UsageReport(List.of(), 0, null),
+        new KeyLimiter.UsageRecorded("task-1", "m", LocalDate.of(2026, 11, 28), 1, 2, 42, t),
+        new KeyLimiter.Account(java.util.Map.of("2026-11-28/m", line), java.util.Map.of("task-1", t)),
         new TaskProtocol.Get("alice", replies.ref()),
         new TaskProtocol.Cancel("alice", replies.ref()),
         new TaskProtocol.Inspect(replies.ref()),
