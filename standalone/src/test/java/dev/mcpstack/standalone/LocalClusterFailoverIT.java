@@ -30,6 +30,7 @@ import org.junit.jupiter.api.Test;
 class LocalClusterFailoverIT {
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final int TASKS = 300;
+  private static final String ADMIN_TOKEN = "local-cluster-it-admin-token-0123456789";
   private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
 
   private static int freePort() throws Exception {
@@ -68,11 +69,24 @@ class LocalClusterFailoverIT {
     env.put("METRICS_BASE", "19095");
     env.put("SIM_LATENCY_MS", "3000");
     env.put("LOG_LEVEL", "WARN");
+    env.put("ADMIN_TOKEN", ADMIN_TOKEN);
     script(env, "stop", log); // leftovers of an interrupted run
     long started = System.nanoTime();
     script(env, "start", log);
     System.out.printf("local cluster started in %d ms%n", (System.nanoTime() - started) / 1_000_000);
     try {
+      // one API key for all the tasks: its usage account must count each task once, kill or not
+      HttpResponse<String> created =
+          http.send(
+              HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + apiPort + "/admin/keys"))
+                  .header("Authorization", "Bearer " + ADMIN_TOKEN)
+                  .header("Content-Type", "application/json")
+                  .POST(HttpRequest.BodyPublishers.ofString("{\"tenant\":\"failover\"}"))
+                  .build(),
+              HttpResponse.BodyHandlers.ofString());
+      assertEquals(201, created.statusCode(), created.body());
+      String keyId = JSON.readTree(created.body()).path("id").asText();
+      String key = JSON.readTree(created.body()).path("key").asText();
       // submitted all at once, so that many are queued or running on every worker at the kill
       Map<String, java.util.concurrent.CompletableFuture<HttpResponse<String>>> submits = new LinkedHashMap<>();
       for (int i = 0; i < TASKS; i++) {
@@ -81,6 +95,7 @@ class LocalClusterFailoverIT {
             HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + apiPort + "/v1/tasks"))
                 .timeout(Duration.ofSeconds(60))
                 .header("Content-Type", "application/json")
+                .header("Authorization", "Bearer " + key)
                 .POST(
                     HttpRequest.BodyPublishers.ofString(
                         "{\"kind\":\"chat\",\"request\":{\"model\":\"sim-small\",\"messages\":[{\"role\":\"user\",\"content\":\""
@@ -130,8 +145,12 @@ class LocalClusterFailoverIT {
       long allDone = System.nanoTime();
       assertEquals(TASKS, terminal.size(), "every accepted task reached a terminal state");
       int resumed = 0;
+      long promptTokens = 0;
+      long completionTokens = 0;
       for (Map.Entry<String, JsonNode> e : terminal.entrySet()) {
         JsonNode task = e.getValue();
+        promptTokens += task.at("/result/usage/prompt_tokens").asLong();
+        completionTokens += task.at("/result/usage/completion_tokens").asLong();
         assertEquals("succeeded", task.path("status").asText(), e.getKey() + ": " + task);
         assertEquals(
             "Simulated reply to: " + prompts.get(e.getKey()),
@@ -149,6 +168,8 @@ class LocalClusterFailoverIT {
           (firstResumed - killedAt) / 1_000_000,
           TASKS,
           (allDone - killedAt) / 1_000_000);
+
+      assertUsageCountedOnce(apiPort, keyId, TASKS, promptTokens, completionTokens);
 
       rollingRestartUnderLoad(env, log, apiPort);
     } finally {
@@ -258,6 +279,36 @@ class LocalClusterFailoverIT {
             .POST(HttpRequest.BodyPublishers.ofString(body))
             .build(),
         HttpResponse.BodyHandlers.ofString());
+  }
+
+  /**
+   * The key's usage account shows every task once: reports arrive after the tasks end (and after a
+   * fail-over of the worker hosting the account), so it is polled until it matches or 90 s pass.
+   */
+  private void assertUsageCountedOnce(int apiPort, String keyId, int tasks, long prompt, long completion) throws Exception {
+    HttpRequest request =
+        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + apiPort + "/admin/keys/" + keyId + "/usage"))
+            .header("Authorization", "Bearer " + ADMIN_TOKEN)
+            .timeout(Duration.ofSeconds(30))
+            .GET()
+            .build();
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+    JsonNode total = null;
+    while (System.nanoTime() < deadline) {
+      HttpResponse<String> r = http.send(request, HttpResponse.BodyHandlers.ofString());
+      if (r.statusCode() == 200) {
+        total = JSON.readTree(r.body()).path("total");
+        if (total.path("requests").asLong() >= tasks) {
+          break;
+        }
+      }
+      java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(250));
+    }
+    assertTrue(total != null, "the usage of key " + keyId + " was never readable");
+    assertEquals(tasks, total.path("requests").asLong(), "each task counted once: " + total);
+    assertEquals(prompt, total.path("prompt_tokens").asLong(), total.toString());
+    assertEquals(completion, total.path("completion_tokens").asLong(), total.toString());
+    System.out.printf("usage after kill -9: %d tasks counted once, %d + %d tokens%n", tasks, prompt, completion);
   }
 
   /** The response, or null when the connection was refused or reset (the api-node was down). */
