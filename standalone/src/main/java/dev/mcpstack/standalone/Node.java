@@ -44,6 +44,12 @@ public final class Node {
 
   public static void main(String[] args) throws Exception {
     Config config = config(NodeConfig.application());
+    List<String> refused = ClusterTransport.problems(config);
+    if (!refused.isEmpty()) {
+      // One line an operator can act on: what to set, no stack trace.
+      System.err.println("MCP Stack node refused to start: " + String.join("; ", refused));
+      System.exit(2);
+    }
     if (config.getBoolean("mcp.metrics.enabled")) {
       Kamon.init(config);
     }
@@ -61,13 +67,15 @@ public final class Node {
               + "/v1 (set MODEL_RUNNER_URL for a real one)");
     }
     System.out.println("Journal: " + config.getString("mcp.journal.url"));
+    System.out.println("Cluster transport: " + ClusterTransport.describe(config));
     System.out.println("Stop with Ctrl+C (SIGTERM: leaves the cluster, hands off shards, finishes in-flight requests).");
   }
 
   /**
    * A node's configuration: system properties over {@code overrides} (the operator's
    * application.conf, or a test's settings) over the node's Pekko settings ({@code mcp-node.conf})
-   * over the modules' library defaults and reference.conf files, with roles and seeds applied.
+   * over the modules' library defaults and reference.conf files, with roles, seeds and the Artery
+   * transport applied.
    */
   public static Config config(Config overrides) {
     return withNodeSettings(
@@ -76,7 +84,9 @@ public final class Node {
 
   /**
    * Applies {@code mcp.node.roles} and {@code mcp.node.seed-nodes} (comma-separated, from {@code
-   * NODE_ROLES} and {@code SEED_NODES}) to Pekko's list settings.
+   * NODE_ROLES} and {@code SEED_NODES}) to Pekko's list settings, and {@code
+   * mcp.node.artery-transport} ({@code ARTERY_TRANSPORT}, tls-tcp by default in production) to
+   * Artery's (see {@link ClusterTransport}).
    */
   private static Config withNodeSettings(Config config) {
     List<String> roles = commaList(config.getString("mcp.node.roles"));
@@ -84,6 +94,7 @@ public final class Node {
     return ConfigFactory.empty()
         .withValue("pekko.cluster.roles", ConfigValueFactory.fromIterable(roles))
         .withValue("pekko.cluster.seed-nodes", ConfigValueFactory.fromIterable(seeds))
+        .withFallback(ClusterTransport.settings(config))
         .withFallback(config);
   }
 
@@ -91,8 +102,15 @@ public final class Node {
     return Arrays.stream(value.split(",")).map(String::trim).filter(s -> !s.isEmpty()).toList();
   }
 
-  /** Starts the node and waits until it serves (HTTP bound on api nodes). */
+  /**
+   * Starts the node and waits until it serves (HTTP bound on api nodes). Refuses a configuration
+   * that production forbids (plain transport, missing TLS stores) with an IllegalStateException.
+   */
   public static Node start(Config loaded) throws Exception {
+    List<String> refused = ClusterTransport.problems(loaded);
+    if (!refused.isEmpty()) {
+      throw new IllegalStateException("refused to start: " + String.join("; ", refused));
+    }
     Config config = Journal.configure(loaded);
     List<String> roles = config.getStringList("pekko.cluster.roles");
     boolean worker = roles.contains(TaskProtocol.WORKER_ROLE);

@@ -51,6 +51,8 @@ class DeployFilesTest {
   private static final Pattern SECRET_NAME =
       Pattern.compile(".*(PASSWORD|TOKEN|SECRET|API_KEYS|API_KEY|PRIVATE_KEY).*");
 
+  private static final Pattern VARIABLE = Pattern.compile("[A-Z][A-Z0-9_]*");
+
   private static Path root;
   private static Path deploy;
 
@@ -171,6 +173,38 @@ class DeployFilesTest {
     assertNoProblems("compose cluster nodes", problems);
   }
 
+  @Test
+  void composeTlsOverlayGivesEveryClusterNodeItsStores() throws IOException {
+    Map<String, Object> overlay = map(map(load(composeTlsFile()).get(0)).get("services"));
+    List<String> problems = new ArrayList<>();
+    for (Map.Entry<String, Object> entry : composeServices().entrySet()) {
+      if (!environment(map(entry.getValue())).containsKey("NODE_ROLES")) {
+        continue; // not a cluster node
+      }
+      Map<String, Object> service = map(overlay.get(entry.getKey()));
+      if (service.isEmpty()) {
+        problems.add(entry.getKey() + ": missing from " + rel(composeTlsFile()));
+        continue;
+      }
+      Map<String, Object> env = environment(service);
+      if (!"tls-tcp".equals(env.get("ARTERY_TRANSPORT"))) {
+        problems.add(entry.getKey() + ": ARTERY_TRANSPORT should be tls-tcp");
+      }
+      List<String> readOnlyTargets = list(service.get("volumes")).stream().map(String::valueOf)
+          .filter(v -> v.endsWith(":ro")).map(v -> v.split(":")[1] + "/").toList();
+      for (String store : List.of("ARTERY_TLS_KEYSTORE", "ARTERY_TLS_TRUSTSTORE")) {
+        String file = String.valueOf(env.get(store));
+        if (readOnlyTargets.stream().noneMatch(file::startsWith)) {
+          problems.add(entry.getKey() + ": " + store + "=" + file + " is not on a read-only volume");
+        }
+        if (!String.valueOf(env.get(store + "_PASSWORD")).startsWith("${" + store + "_PASSWORD:?")) {
+          problems.add(entry.getKey() + ": " + store + "_PASSWORD should be required from .env");
+        }
+      }
+    }
+    assertNoProblems(rel(composeTlsFile()), problems);
+  }
+
   // ---- Kubernetes -----------------------------------------------------------------------------
 
   @Test
@@ -272,6 +306,150 @@ class DeployFilesTest {
   }
 
   @Test
+  void networkPolicyAdmitsOnlyTheStackToRemotingAndManagement() throws IOException {
+    Map<String, Object> settings = configMapData();
+    int artery = Integer.parseInt(String.valueOf(settings.get("ARTERY_PORT")));
+    int management = Integer.parseInt(String.valueOf(settings.get("MANAGEMENT_PORT")));
+    int api = Integer.parseInt(String.valueOf(settings.get("API_PORT")));
+    int metrics = Integer.parseInt(String.valueOf(settings.get("METRICS_PORT")));
+    Map<String, Integer> portsByName = containerPortsByName();
+    Map<String, Object> stackPods = Map.of("podSelector", Map.of("matchLabels", Map.of("app", "mcp-stack")));
+    List<String> problems = new ArrayList<>();
+    Set<Integer> fromStack = new HashSet<>();
+    Set<Integer> toApiPods = new HashSet<>();
+    int policies = 0;
+    for (K8sDoc doc : k8sDocs()) {
+      if (!doc.kind().equals("NetworkPolicy")) {
+        continue;
+      }
+      policies++;
+      Map<String, Object> spec = map(doc.body().get("spec"));
+      Map<String, Object> selected = map(path(spec, "podSelector", "matchLabels"));
+      if (!"mcp-stack".equals(selected.get("app"))) {
+        problems.add(doc.where() + ": should select the stack's pods (app=mcp-stack), selects " + selected);
+      }
+      if (!list(spec.get("policyTypes")).contains("Ingress")) {
+        problems.add(doc.where() + ": policyTypes lacks Ingress");
+      }
+      for (Object r : list(spec.get("ingress"))) {
+        Map<String, Object> rule = map(r);
+        Set<Integer> ports = new HashSet<>();
+        if (list(rule.get("ports")).isEmpty()) {
+          ports.addAll(List.of(artery, management, api, metrics)); // no ports: every port
+        }
+        for (Object p : list(rule.get("ports"))) {
+          Object port = map(p).get("port");
+          Integer number = port instanceof Integer n ? n : portsByName.get(String.valueOf(port));
+          if (number == null) {
+            problems.add(doc.where() + ": port " + port + " is no container port");
+          } else {
+            ports.add(number);
+          }
+        }
+        List<Object> peers = list(rule.get("from"));
+        boolean onlyStack = !peers.isEmpty() && peers.stream().allMatch(peer -> stackPods.equals(map(peer)));
+        for (int port : List.of(artery, management)) {
+          if (ports.contains(port)) {
+            if (onlyStack) {
+              fromStack.add(port);
+            } else {
+              problems.add(doc.where() + ": port " + port + " admitted from " + (peers.isEmpty() ? "anywhere" : peers)
+                  + "; only podSelector app=mcp-stack may reach it");
+            }
+          }
+        }
+        if ("api".equals(selected.get("role")) && ports.contains(api)) {
+          toApiPods.add(api);
+        }
+      }
+    }
+    assertTrue(policies > 0, "no NetworkPolicy under deploy/k8s");
+    if (!fromStack.containsAll(List.of(artery, management))) {
+      problems.add("the stack's pods must reach each other on " + artery + " and " + management + ", admitted: " + fromStack);
+    }
+    if (!toApiPods.contains(api)) {
+      problems.add("no policy admits the API port " + api + " on the api pods");
+    }
+    assertNoProblems("NetworkPolicy", problems);
+  }
+
+  @Test
+  void kubernetesNodesTalkMutualTlsWithStoresMountedFromASecret() throws IOException {
+    Map<String, Object> settings = configMapData();
+    List<String> problems = new ArrayList<>();
+    if (!"tls-tcp".equals(settings.get("ARTERY_TRANSPORT"))) {
+      problems.add("ConfigMap: ARTERY_TRANSPORT should be tls-tcp, is " + settings.get("ARTERY_TRANSPORT"));
+    }
+    Map<String, Map<String, Object>> exampleSecrets = new LinkedHashMap<>();
+    for (Object d : load(deploy.resolve("k8s/secret.example.yaml"))) {
+      Map<String, Object> secret = map(d);
+      Map<String, Object> keys = new LinkedHashMap<>(map(secret.get("data")));
+      keys.putAll(map(secret.get("stringData")));
+      exampleSecrets.put(String.valueOf(path(secret, "metadata", "name")), keys);
+    }
+    int deployments = 0;
+    for (K8sDoc doc : k8sDocs()) {
+      if (!doc.kind().equals("Deployment")) {
+        continue;
+      }
+      deployments++;
+      Map<String, Object> podSpec = podSpec(doc);
+      Map<String, Map<String, Object>> secretVolumes = new LinkedHashMap<>();
+      for (Object v : list(podSpec.get("volumes"))) {
+        Map<String, Object> volume = map(v);
+        if (volume.get("secret") != null) {
+          secretVolumes.put(String.valueOf(volume.get("name")), map(volume.get("secret")));
+        }
+      }
+      for (Object c : list(podSpec.get("containers"))) {
+        Map<String, Object> container = map(c);
+        Map<String, Object> env = new LinkedHashMap<>(settings);
+        for (Object e : list(container.get("env"))) {
+          env.put(String.valueOf(map(e).get("name")), map(e));
+        }
+        for (String store : List.of("ARTERY_TLS_KEYSTORE", "ARTERY_TLS_TRUSTSTORE")) {
+          String file = String.valueOf(env.get(store));
+          String secretName = null;
+          for (Object m : list(container.get("volumeMounts"))) {
+            Map<String, Object> mount = map(m);
+            Map<String, Object> secret = secretVolumes.get(String.valueOf(mount.get("name")));
+            String dir = mount.get("mountPath") + "/";
+            if (secret == null || !file.startsWith(dir)) {
+              continue;
+            }
+            String item = file.substring(dir.length());
+            boolean projected = list(secret.get("items")).isEmpty()
+                ? !item.contains("/")
+                : list(secret.get("items")).stream().anyMatch(i -> item.equals(map(i).get("path")));
+            if (!projected) {
+              problems.add(doc.where() + ": " + store + "=" + file + " is not a file of secret volume " + mount.get("name"));
+            }
+            if (!Boolean.TRUE.equals(mount.get("readOnly"))) {
+              problems.add(doc.where() + ": the mount of " + mount.get("name") + " should be readOnly");
+            }
+            secretName = String.valueOf(secret.get("secretName"));
+          }
+          if (secretName == null) {
+            problems.add(doc.where() + ": " + store + "=" + file + " is not on a volume mounted from a Secret");
+            continue;
+          }
+          if (!exampleSecrets.containsKey(secretName)) {
+            problems.add(doc.where() + ": secret.example.yaml does not show the Secret " + secretName);
+          }
+          Object passwordRef = path(map(env.get(store + "_PASSWORD")), "valueFrom", "secretKeyRef");
+          if (!secretName.equals(path(map(passwordRef), "name"))) {
+            problems.add(doc.where() + ": " + store + "_PASSWORD should come from the Secret " + secretName + " (secretKeyRef)");
+          } else if (!exampleSecrets.getOrDefault(secretName, Map.of()).containsKey(String.valueOf(path(map(passwordRef), "key")))) {
+            problems.add(doc.where() + ": secret.example.yaml lacks the key " + path(map(passwordRef), "key") + " of " + secretName);
+          }
+        }
+      }
+    }
+    assertTrue(deployments > 0, "no Deployments under deploy/k8s");
+    assertNoProblems("Artery TLS in Kubernetes", problems.stream().distinct().toList());
+  }
+
+  @Test
   void kustomizationListsEveryManifestButTheSecretExample() throws IOException {
     Path k8s = deploy.resolve("k8s");
     Map<String, Object> kustomization = map(load(k8s.resolve("kustomization.yaml")).get(0));
@@ -350,11 +528,13 @@ class DeployFilesTest {
     }
 
     Map<String, Set<String>> usedBy = new java.util.TreeMap<>();
-    // Compose: every ${VAR} and every environment key of our own nodes.
+    // Compose: every ${VAR} of every compose file and every environment key of our own nodes.
     Path compose = composeFile();
-    Matcher m = INTERPOLATION.matcher(Files.readString(compose, StandardCharsets.UTF_8));
-    while (m.find()) {
-      usedBy.computeIfAbsent(m.group(1), k -> new TreeSet<>()).add(rel(compose) + " ${...}");
+    for (Path file : List.of(compose, composeTlsFile())) {
+      Matcher m = INTERPOLATION.matcher(Files.readString(file, StandardCharsets.UTF_8));
+      while (m.find()) {
+        usedBy.computeIfAbsent(m.group(1), k -> new TreeSet<>()).add(rel(file) + " ${...}");
+      }
     }
     for (Map.Entry<String, Object> entry : composeServices().entrySet()) {
       Map<String, Object> service = map(entry.getValue());
@@ -382,7 +562,9 @@ class DeployFilesTest {
       } else if (doc.kind().equals("ConfigMap") || doc.kind().equals("Secret")) {
         for (String section : List.of("data", "stringData")) {
           for (String key : map(doc.body().get(section)).keySet()) {
-            usedBy.computeIfAbsent(key, k -> new TreeSet<>()).add(doc.where());
+            if (VARIABLE.matcher(key).matches()) { // not files such as keystore.p12
+              usedBy.computeIfAbsent(key, k -> new TreeSet<>()).add(doc.where());
+            }
           }
         }
       }
@@ -421,6 +603,31 @@ class DeployFilesTest {
     return docs;
   }
 
+  /** The data of the ConfigMap every node reads through envFrom. */
+  private static Map<String, Object> configMapData() throws IOException {
+    for (K8sDoc doc : k8sDocs()) {
+      if (doc.kind().equals("ConfigMap") && "mcp-stack-config".equals(path(doc.body(), "metadata", "name"))) {
+        return map(doc.body().get("data"));
+      }
+    }
+    fail("no ConfigMap mcp-stack-config under deploy/k8s");
+    return Map.of();
+  }
+
+  private static Map<String, Integer> containerPortsByName() throws IOException {
+    Map<String, Integer> ports = new LinkedHashMap<>();
+    for (K8sDoc doc : k8sDocs()) {
+      if (WORKLOAD_KINDS.contains(doc.kind())) {
+        for (Object c : list(podSpec(doc).get("containers"))) {
+          for (Object p : list(map(c).get("ports"))) {
+            ports.put(String.valueOf(map(p).get("name")), (Integer) map(p).get("containerPort"));
+          }
+        }
+      }
+    }
+    return ports;
+  }
+
   private static Map<String, Object> podSpec(K8sDoc doc) {
     return switch (doc.kind()) {
       case "Pod" -> map(doc.body().get("spec"));
@@ -433,6 +640,13 @@ class DeployFilesTest {
     Path compose = deploy.resolve("compose/docker-compose.yml");
     assertTrue(Files.isRegularFile(compose), "missing " + rel(compose));
     return compose;
+  }
+
+  /** The overlay that turns on Artery's mutual TLS for the Compose cluster. */
+  private static Path composeTlsFile() {
+    Path overlay = deploy.resolve("compose/compose.artery-tls.yml");
+    assertTrue(Files.isRegularFile(overlay), "missing " + rel(overlay));
+    return overlay;
   }
 
   private static Map<String, Object> composeServices() throws IOException {
