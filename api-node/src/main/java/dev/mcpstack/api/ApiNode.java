@@ -6,6 +6,7 @@ import dev.mcpstack.shared.LimiterProtocol;
 import dev.mcpstack.shared.TaskProtocol;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 import com.typesafe.config.Config;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletionStage;
@@ -33,11 +34,11 @@ public final class ApiNode {
    */
   public static CompletionStage<ServerBinding> start(ActorSystem<?> system) {
     Config config = system.settings().config();
-    ApiSettings settings = ApiSettings.fromConfig(config);
-    List<String> problems = settings.productionProblems();
+    List<String> problems = startupProblems(config);
     if (!problems.isEmpty()) {
       throw new IllegalStateException("refusing to start: " + String.join("; ", problems));
     }
+    ApiSettings settings = ApiSettings.fromConfig(config);
     if (!Cluster.get(system).selfMember().hasRole(TaskProtocol.WORKER_ROLE)) {
       proxy(system, TaskProtocol.TYPE_KEY);
       proxy(system, KeyProtocol.TYPE_KEY);
@@ -67,6 +68,34 @@ public final class ApiNode {
               system.log().info("OpenAI-compatible API listening on {}", binding.localAddress());
               return binding.addToCoordinatedShutdown(settings.shutdownDeadline(), system);
             });
+  }
+
+  /**
+   * Why the API must not start with {@code config}, one reason each (empty when it may): what
+   * production mode requires (keys, an admin token of 32+ characters, exact CORS origins), and
+   * settings that cannot work (malformed declared keys, a default max_tokens above the cap).
+   */
+  public static List<String> startupProblems(Config config) {
+    List<String> problems = new ArrayList<>();
+    ApiSettings settings;
+    try {
+      settings = ApiSettings.fromConfig(config);
+    } catch (RuntimeException e) {
+      return List.of(e.getMessage());
+    }
+    problems.addAll(settings.productionProblems());
+    for (Runnable check :
+        List.<Runnable>of(
+            () -> CorsSettings.fromConfig(config, settings.environment()),
+            () -> KeyStore.declared(config.getConfig("mcp.api")),
+            () -> new RequestValidation(settings))) {
+      try {
+        check.run();
+      } catch (RuntimeException e) {
+        problems.add(e.getMessage());
+      }
+    }
+    return problems;
   }
 
   /** Sharding of {@code type} on a node that hosts none of its entities (they live on workers). */

@@ -43,8 +43,15 @@ public final class Node {
   }
 
   public static void main(String[] args) throws Exception {
+    if (args.length > 0 && args[0].equals("keygen")) {
+      ApiNode.keygen(Arrays.copyOfRange(args, 1, args.length));
+      return;
+    }
     Config config = config(NodeConfig.application());
-    List<String> refused = ClusterTransport.problems(config);
+    List<String> refused = new java.util.ArrayList<>(ClusterTransport.problems(config));
+    if (config.getString("mcp.node.roles").contains("api")) {
+      refused.addAll(ApiNode.startupProblems(config));
+    }
     if (!refused.isEmpty()) {
       // One line an operator can act on: what to set, no stack trace.
       System.err.println("MCP Stack node refused to start: " + String.join("; ", refused));
