@@ -44,6 +44,8 @@ class WorkerMetricsTest {
       WorkerMetrics.upstreamLatency("sim", "sim-small", Duration.ofMillis(12));
       WorkerMetrics.timeToFirstToken("sim", "sim-small", Duration.ofMillis(3));
       WorkerMetrics.upstreamGauges("sim").update(2, () -> 4, () -> 1);
+      WorkerMetrics.usage("sim-small", 10, 20, 70);
+      WorkerMetrics.budget("0123456789ab", 0.9, 0.8);
       HttpClient http = HttpClient.newHttpClient();
       HttpRequest scrape = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/metrics")).build();
       TestProbe<Object> probe = kit.createTestProbe();
@@ -64,7 +66,9 @@ class WorkerMetricsTest {
                   "mcp_tasks_total{", "kind=\"chat\"", "outcome=\"succeeded\"",
                   "mcp_task_attempts_total{", "mcp_task_retries_total{", "reason=\"upstream_error\"",
                   "mcp_upstream_latency_seconds_count{", "mcp_upstream_time_to_first_token_seconds_count{",
-                  "mcp_upstream_breaker_state{", "mcp_upstream_queue_depth{", "mcp_upstream_in_flight{"
+                  "mcp_upstream_breaker_state{", "mcp_upstream_queue_depth{", "mcp_upstream_in_flight{",
+                  "mcp_usage_tokens_total{", "type=\"completion\"", "mcp_usage_cost_micros_total{model=\"sim-small\"} 70",
+                  "mcp_key_budget_used_ratio{key=\"0123456789ab\"} 0.9", "mcp_key_budget_alert{key=\"0123456789ab\"} 1"
                 }) {
               assertTrue(body.contains(expected), "missing " + expected + " in\n" + body);
             }

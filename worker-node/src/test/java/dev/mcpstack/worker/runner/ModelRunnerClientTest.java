@@ -345,7 +345,7 @@ class ModelRunnerClientTest {
     Upstream upstream = client.upstreams().get(0);
     failureOf(client.start("t", chat("x", false), 1, (c, f) -> {}).result());
     failureOf(client.start("t", chat("x", false), 1, (c, f) -> {}).result());
-    assertEquals(Upstream.BreakerState.OPEN, upstream.breakerState());
+    awaitBreaker(upstream, Upstream.BreakerState.OPEN);
 
     UpstreamFailure fast = failureOf(client.start("t", chat("x", false), 1, (c, f) -> {}).result());
     assertEquals(ErrorCode.UNAVAILABLE, fast.error().code());
@@ -371,6 +371,21 @@ class ModelRunnerClientTest {
         });
   }
 
+  /**
+   * The breaker records a call's outcome on its own callback of the call's future, which may run
+   * just after the caller sees the result: wait for it rather than assume the order.
+   */
+  private void awaitBreaker(Upstream upstream, Upstream.BreakerState expected) {
+    testKit
+        .createTestProbe()
+        .awaitAssert(
+            Duration.ofSeconds(10),
+            () -> {
+              assertEquals(expected, upstream.breakerState());
+              return null;
+            });
+  }
+
   @Test
   void anOperatorResetClosesAnOpenBreaker() throws Exception {
     primary.setDefaults(Faults.none().withFailStatus(500));
@@ -384,7 +399,7 @@ class ModelRunnerClientTest {
     ModelRunnerClient client = client(fragile);
     Upstream upstream = client.upstreams().get(0);
     failureOf(client.start("t", chat("x", false), 1, (c, f) -> {}).result());
-    assertEquals(Upstream.BreakerState.OPEN, upstream.breakerState());
+    awaitBreaker(upstream, Upstream.BreakerState.OPEN);
     primary.setDefaults(Faults.none());
     upstream.resetBreaker();
     assertEquals(Upstream.BreakerState.CLOSED, upstream.breakerState());
