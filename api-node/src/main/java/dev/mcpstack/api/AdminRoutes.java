@@ -75,6 +75,7 @@ final class AdminRoutes {
         "admin",
         () ->
             authorized(
+                requestId,
                 () ->
                     concat(
                         pathPrefix(
@@ -113,7 +114,7 @@ final class AdminRoutes {
    * 401 unless the request carries the admin token as its bearer token. A refusal is logged with
    * the client's address and answered {@code admin-failure-delay} later, to slow guessing.
    */
-  private Route authorized(Supplier<Route> inner) {
+  private Route authorized(String requestId, Supplier<Route> inner) {
     return http.bearerToken(
         presented -> {
           if (token.matches(presented)) {
@@ -138,7 +139,7 @@ final class AdminRoutes {
                                 http.settings.adminFailureDelay(),
                                 http.system.classicSystem().scheduler(),
                                 http.system.executionContext(),
-                                () -> CompletableFuture.completedFuture(http.failure(refused, ""))));
+                                () -> CompletableFuture.completedFuture(http.failure(refused, requestId))));
                       }));
         });
   }

@@ -89,18 +89,20 @@ final class TaskRoutes {
           case EMBEDDINGS -> validation.embeddings(request, "request.");
           case MODEL_WARMUP -> validation.warmup(request, "request.");
         };
-    if (kind == TaskKind.MODEL_WARMUP && !operator && !caller.anonymous()) {
-      throw ApiError.of(
-          ErrorCode.PERMISSION_DENIED,
-          "Only operators may warm models up: submit model_warmup to POST /admin/tasks with the admin token.");
-    }
-    caller.checkModel(model);
+
     if (kind == TaskKind.CHAT && request.path("stream").asBoolean(false)) {
       throw ApiError.invalid(
           "request.stream",
           "Invalid 'request.stream': a task cannot stream; follow GET /v1/tasks/{id}/events instead.");
     }
     Instant deadline = deadline(body.get("timeout_seconds"));
+    // the whole request is checked (400) before who may send it (403)
+    if (kind == TaskKind.MODEL_WARMUP && !operator && !caller.anonymous()) {
+      throw ApiError.of(
+          ErrorCode.PERMISSION_DENIED,
+          "Only operators may warm models up: submit model_warmup to POST /admin/tasks with the admin token.");
+    }
+    caller.checkModel(model);
     String id = TaskIds.make(TaskIds.TASK, caller.tenant(), key);
     JsonNode upstreamRequest = kind == TaskKind.CHAT ? validation.chatWithDefaults(request) : request;
     TaskSpec spec = new TaskSpec(kind, model, upstreamRequest);

@@ -36,12 +36,32 @@ class BadInputTest {
   private static final String CHAT = "/v1/chat/completions";
   private static final String USER = "[{\"role\":\"user\",\"content\":\"hi\"}]";
 
+  /** A key without limits, used by every case that is not about keys. */
+  private static final String GOOD = "sk-bad-input-test-good-key-0000000000000001";
+  /** A key that may use only sim-large. */
+  private static final String NARROW = "sk-bad-input-test-narrow-key-000000000000002";
+  /** A key whose 10 tokens per minute no chat fits in. */
+  private static final String TINY = "sk-bad-input-test-tiny-key-00000000000000003";
+
   private ApiFixture api;
 
   @BeforeAll
   void start() throws Exception {
-    // no admin token (whatever ADMIN_TOKEN says): the admin API is off
-    api = ApiFixture.start("BadInputTest", "mcp.api.max-body-size = 64k\nmcp.api.admin-token = \"\"");
+    java.nio.file.Path keys = java.nio.file.Files.createTempFile("bad-input-keys", ".conf");
+    java.nio.file.Files.writeString(
+        keys,
+        "keys = [\n"
+            + "  { tenant = good, sha256 = \"" + ApiKeys.sha256(GOOD) + "\" }\n"
+            + "  { tenant = narrow, sha256 = \"" + ApiKeys.sha256(NARROW) + "\", models = [sim-large] }\n"
+            + "  { tenant = tiny, sha256 = \"" + ApiKeys.sha256(TINY) + "\", limits { tokens-per-minute = 10 } }\n"
+            + "]\n");
+    keys.toFile().deleteOnExit();
+    // keys required, declared in a file; no admin token (whatever ADMIN_TOKEN says): the admin API is off
+    api =
+        ApiFixture.start(
+            "BadInputTest",
+            "mcp.api.max-body-size = 64k\nmcp.api.admin-token = \"\"\n"
+                + "mcp.api.keys { required = on, file = \"" + keys.toAbsolutePath() + "\" }");
   }
 
   @AfterAll
@@ -105,14 +125,71 @@ class BadInputTest {
   void badInputGetsItsStatusAndAnOpenAiError(
       String name, String method, String path, String contentType, String body, int status, String type, String param)
       throws Exception {
-    HttpRequest.Builder request = api.request(path);
+    HttpRequest.Builder request = api.request(path, "Authorization", "Bearer " + GOOD);
     if (contentType != null) {
       request.header("Content-Type", contentType);
     }
     request.method(
         method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
-    HttpResponse<String> response = api.send(request.build());
+    assertOpenAiError(name, api.send(request.build()), status, type, param);
+  }
 
+  /**
+   * name, method, path, Authorization header (null = none), body, status, error type, error code:
+   * keys, models a key may not use, operator-only tasks and limits.
+   */
+  static Stream<Arguments> keyCases() {
+    String warmup = "{\"kind\":\"model_warmup\",\"request\":{\"model\":\"" + MODEL + "\"}}";
+    return Stream.of(
+        Arguments.of("no key", "POST", CHAT, null, chat(""), 401, "authentication_error", "invalid_api_key"),
+        Arguments.of("empty bearer", "POST", CHAT, "Bearer ", chat(""), 401, "authentication_error", "invalid_api_key"),
+        Arguments.of("basic auth", "POST", CHAT, "Basic Z29vZDprZXk=", chat(""), 401, "authentication_error", "invalid_api_key"),
+        Arguments.of("malformed key", "POST", CHAT, "Bearer sk-short", chat(""), 401, "authentication_error", "invalid_api_key"),
+        Arguments.of("key with spaces", "POST", CHAT, "Bearer sk mcp with spaces in it", chat(""), 401, "authentication_error", "invalid_api_key"),
+        Arguments.of("unknown key", "POST", CHAT, "Bearer sk-mcp-0123456789ab-unknownunknownunknownunknownunknown", chat(""), 401, "authentication_error", "invalid_api_key"),
+        Arguments.of("unknown key, tasks", "GET", "/v1/tasks/task-0123", "Bearer sk-mcp-0123456789ab-unknownunknownunknownunknownunknown", null, 401, "authentication_error", "invalid_api_key"),
+        Arguments.of("no key, models", "GET", "/v1/models", null, null, 401, "authentication_error", "invalid_api_key"),
+        Arguments.of("no key, usage", "GET", "/v1/usage", null, null, 401, "authentication_error", "invalid_api_key"),
+        Arguments.of("model the key may not use", "POST", CHAT, "Bearer " + NARROW, chat(""), 404, "not_found_error", "model_not_found"),
+        Arguments.of("model the key may not use, read", "GET", "/v1/models/" + MODEL, "Bearer " + NARROW, null, 404, "not_found_error", "model_not_found"),
+        Arguments.of("model the key may not use, task", "POST", "/v1/tasks", "Bearer " + NARROW, "{\"kind\":\"chat\",\"request\":" + chat("") + "}", 404, "not_found_error", "model_not_found"),
+        Arguments.of("model the key may not use, embeddings", "POST", "/v1/embeddings", "Bearer " + NARROW, "{\"model\":\"" + MODEL + "\",\"input\":\"x\"}", 404, "not_found_error", "model_not_found"),
+        Arguments.of("warm-up with a key", "POST", "/v1/tasks", "Bearer " + GOOD, warmup, 403, "permission_error", "permission_denied"),
+        Arguments.of("over tokens per minute", "POST", CHAT, "Bearer " + TINY, chat(""), 429, "rate_limit_error", "rate_limit_exceeded"),
+        Arguments.of("over tokens per minute, task", "POST", "/v1/tasks", "Bearer " + TINY, "{\"kind\":\"chat\",\"request\":" + chat("") + "}", 429, "rate_limit_error", "rate_limit_exceeded"),
+        Arguments.of("usage, bad date", "GET", "/v1/usage?start_date=28.11.2026", "Bearer " + GOOD, null, 400, "invalid_request_error", "invalid_request"),
+        Arguments.of("usage, reversed range", "GET", "/v1/usage?start_date=2026-11-28&end_date=2026-11-01", "Bearer " + GOOD, null, 400, "invalid_request_error", "invalid_request"),
+        Arguments.of("usage, range over a year", "GET", "/v1/usage?start_date=2024-01-01&end_date=2026-11-01", "Bearer " + GOOD, null, 400, "invalid_request_error", "invalid_request"));
+  }
+
+  @Order(1)
+  @ParameterizedTest(name = "{0} -> {5}")
+  @MethodSource("keyCases")
+  void keyCasesGetTheirStatusAndOpenAiCode(
+      String name, String method, String path, String authorization, String body, int status, String type, String code)
+      throws Exception {
+    HttpRequest.Builder request = api.request(path);
+    if (authorization != null) {
+      request.header("Authorization", authorization);
+    }
+    if (body != null) {
+      request.header("Content-Type", "application/json");
+    }
+    request.method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
+    HttpResponse<String> response = api.send(request.build());
+    assertOpenAiError(name, response, status, type, null);
+    assertEquals(code, json(response).path("error").path("code").asText(), response.body());
+    if (status == 401) {
+      assertEquals("Bearer", response.headers().firstValue("WWW-Authenticate").orElse(""), name);
+    }
+    if (status == 429) {
+      assertTrue(response.headers().firstValue("Retry-After").isPresent(), name);
+      assertEquals("10", response.headers().firstValue("x-ratelimit-limit-tokens").orElse(""), name);
+    }
+  }
+
+  private static void assertOpenAiError(String name, HttpResponse<String> response, int status, String type, String param)
+      throws Exception {
     assertEquals(status, response.statusCode(), name + ": " + response.body());
     assertTrue(response.headers().firstValue("Content-Type").orElse("").startsWith("application/json"), name);
     JsonNode error = json(response).path("error");
@@ -146,6 +223,7 @@ class BadInputTest {
       OutputStream out = socket.getOutputStream();
       out.write(
           ("POST " + CHAT + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  + "Authorization: Bearer " + GOOD + "\r\n"
                   + "Content-Length: 100000\r\nX-Request-Id: too-big-1\r\n\r\n{\"model\":")
               .getBytes(StandardCharsets.US_ASCII));
       out.flush();
@@ -176,7 +254,7 @@ class BadInputTest {
   @Order(2)
   @Test
   void aNormalChatStillWorksAfterwards() throws Exception {
-    HttpResponse<String> response = api.post(CHAT, chatBody("still here"));
+    HttpResponse<String> response = api.post(CHAT, chatBody("still here"), "Authorization", "Bearer " + GOOD);
     assertEquals(200, response.statusCode(), response.body());
     assertEquals("Simulated reply to: still here", json(response).at("/choices/0/message/content").asText());
   }
@@ -184,7 +262,8 @@ class BadInputTest {
   @Order(3)
   @Test
   void badIdempotencyKeyIsRejected() throws Exception {
-    HttpResponse<String> response = api.post(CHAT, chatBody("x"), "Idempotency-Key", "k".repeat(300));
+    HttpResponse<String> response =
+        api.post(CHAT, chatBody("x"), "Authorization", "Bearer " + GOOD, "Idempotency-Key", "k".repeat(300));
     assertEquals(400, response.statusCode());
     assertEquals("Idempotency-Key", json(response).at("/error/param").asText());
   }
