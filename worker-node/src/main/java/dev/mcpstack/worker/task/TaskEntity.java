@@ -27,6 +27,8 @@ import java.util.function.DoubleSupplier;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
+import org.apache.pekko.actor.typed.PreRestart;
 import org.apache.pekko.actor.typed.SupervisorStrategy;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
@@ -182,6 +184,9 @@ public final class TaskEntity
   private final Set<ActorRef<TaskUpdate>> subscribers = new LinkedHashSet<>();
   private AttemptRunner.Attempt inFlight;
   private boolean deltasSent;
+  // whether this task holds one of the worker's places for unfinished tasks
+  private final ActiveTasks active;
+  private boolean counted;
 
   private TaskEntity(
       String taskId,
@@ -204,6 +209,7 @@ public final class TaskEntity
     this.jitter = jitter;
     this.shard = shard;
     this.onFinished = onFinished;
+    this.active = ActiveTasks.get(ctx.getSystem());
     this.ctx = ctx;
     this.timers = timers;
   }
@@ -278,6 +284,16 @@ public final class TaskEntity
               new TaskReply.Rejected(
                   TaskError.of(ErrorCode.TIMEOUT, "the task's deadline has already passed")));
     }
+    if (!active.tryTake()) {
+      return Effect()
+          .reply(
+              cmd.replyTo(),
+              new TaskReply.Rejected(
+                  TaskError.of(
+                      ErrorCode.UNAVAILABLE,
+                      "the worker holds its limit of " + active.max() + " unfinished tasks; try again shortly")));
+    }
+    counted = true;
     if (cmd.subscriber() != null) {
       subscribers.add(cmd.subscriber());
     }
@@ -555,6 +571,7 @@ public final class TaskEntity
   }
 
   private void finish(TaskState state) {
+    releasePlace();
     inFlight = null;
     timers.cancel(DEADLINE_TIMER);
     timers.cancel(RETRY_TIMER);
@@ -564,6 +581,13 @@ public final class TaskEntity
     WorkerMetrics.taskFinished(state.spec().kind(), state.status());
     timers.startSingleTimer(
         PASSIVATE_TIMER, PassivateFinished.INSTANCE, settings.passivateFinishedAfter());
+  }
+
+  private void releasePlace() {
+    if (counted) {
+      counted = false;
+      active.release();
+    }
   }
 
   // ---- events ----
@@ -588,6 +612,8 @@ public final class TaskEntity
             RecoveryCompleted.instance(),
             state -> {
               if (state.isActive()) {
+                active.take(); // accepted work, whatever the bound
+                counted = true;
                 ctx.getSelf().tell(ResumeAfterRecovery.INSTANCE);
               } else {
                 if (state.isFinished()) {
@@ -598,6 +624,8 @@ public final class TaskEntity
                     PASSIVATE_TIMER, PassivateFinished.INSTANCE, settings.passivateFinishedAfter());
               }
             })
+        .onSignal(PostStop.instance(), state -> releasePlace())
+        .onSignal(PreRestart.instance(), state -> releasePlace())
         .build();
   }
 }
