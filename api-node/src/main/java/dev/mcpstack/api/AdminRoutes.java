@@ -297,12 +297,23 @@ final class AdminRoutes {
 
   // ---- tasks ----
 
+  /**
+   * Any task with its owner. The result only of tasks their owner may read back too: a transient
+   * task's answer went to its client alone (docs/security-data.md).
+   */
   private Route task(String id, String requestId) {
-    TaskRoutes.checkId(id);
+    TaskRoutes.checkPlausible(id);
     return http.respond(
         tasks
             .inspect(id)
-            .thenApply(view -> http.json(StatusCodes.OK, http.taskJson.task(view).put("owner", view.owner()))),
+            .thenApply(
+                view -> {
+                  ObjectNode task = http.taskJson.task(view).put("owner", view.owner());
+                  if (!TaskIds.readBack(id)) {
+                    task.putNull("result");
+                  }
+                  return http.json(StatusCodes.OK, task);
+                }),
         requestId);
   }
 }

@@ -47,7 +47,7 @@ final class TaskClient {
    */
   CompletionStage<TaskView> submit(
       String id, TaskSpec spec, Caller caller, Instant deadline, ActorRef<TaskUpdate> subscriber) {
-    return ask(id, replyTo -> new TaskProtocol.Submit(spec, caller.tenant(), caller.keyId(), deadline, subscriber, replyTo))
+    return ask(id, replyTo -> new TaskProtocol.Submit(spec, caller.tenant(), caller.keyId(), deadline, TaskIds.retention(id), subscriber, replyTo))
         .whenComplete(
             (view, e) -> {
               if (!caller.limits().unlimited() && (e != null || view.status().isTerminal())) {

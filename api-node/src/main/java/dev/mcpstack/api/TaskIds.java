@@ -1,5 +1,6 @@
 package dev.mcpstack.api;
 
+import dev.mcpstack.shared.TaskRetention;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -16,6 +17,11 @@ import java.util.regex.Pattern;
  * <p>Chat completions kept with {@code store: true} get the prefix {@code chatcmpl-s}, others
  * {@code chatcmpl-} followed by hex digits only; {@code GET /v1/chat/completions/{id}} serves only
  * the former. (The task view does not carry the request, so the id is where the flag lives.)
+ *
+ * <p>The prefix also says whether a client reads the task back after it ended ({@link #readBack}):
+ * only async tasks ({@code task-}, through {@code /v1/tasks}) and stored completions. Everything
+ * else (a chat or embeddings call answered on its connection) is {@link TaskRetention#TRANSIENT}:
+ * its request and result are kept only while the task needs them (docs/security-data.md).
  */
 final class TaskIds {
   static final String CHAT = "chatcmpl-";
@@ -43,6 +49,15 @@ final class TaskIds {
 
   static boolean isStoredChat(String id) {
     return STORED.matcher(id).matches();
+  }
+
+  /** Whether the client may read the task back after it ended: an async task or a stored chat. */
+  static boolean readBack(String id) {
+    return id.startsWith(TASK) || isStoredChat(id);
+  }
+
+  static TaskRetention retention(String id) {
+    return readBack(id) ? TaskRetention.STANDARD : TaskRetention.TRANSIENT;
   }
 
   /** Whether {@code id} could be one of ours (anything else is not found without asking). */

@@ -6,6 +6,7 @@ import static org.apache.pekko.http.javadsl.server.PathMatchers.segment;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.mcpstack.shared.ErrorCode;
 import dev.mcpstack.shared.LimiterProtocol;
+import dev.mcpstack.shared.TaskError;
 import dev.mcpstack.shared.TaskKind;
 import dev.mcpstack.shared.TaskSpec;
 import dev.mcpstack.shared.TaskUpdate;
@@ -201,8 +202,20 @@ final class TaskRoutes {
         .keepAlive(settings.keepaliveInterval(), () -> Sse.KEEP_ALIVE);
   }
 
-  /** 404 without asking when {@code id} cannot be a task id. */
+  /**
+   * 404 without asking when {@code id} is not an async task's: a chat or embeddings call is not
+   * read back through {@code /v1/tasks} (its content is kept only while the task needs it), and
+   * answers as a task that does not exist.
+   */
   static void checkId(String id) {
+    checkPlausible(id);
+    if (!id.startsWith(TaskIds.TASK)) {
+      throw ApiError.from(TaskError.unknownTask(id));
+    }
+  }
+
+  /** 404 without asking when {@code id} cannot be a task id. */
+  static void checkPlausible(String id) {
     if (!TaskIds.plausible(id)) {
       throw new ApiError(ErrorCode.NOT_FOUND, "No task found with id '" + id + "'.", "id");
     }

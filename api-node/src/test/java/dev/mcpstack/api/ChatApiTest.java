@@ -28,11 +28,12 @@ import org.junit.jupiter.api.TestInstance;
 /** The HTTP API end to end: real client, real cluster, real simulator. */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class ChatApiTest {
+  private static final String ADMIN_TOKEN = "secret";
   private ApiFixture api;
 
   @BeforeAll
   void start() throws Exception {
-    api = ApiFixture.start("ChatApiTest");
+    api = ApiFixture.start("ChatApiTest", "mcp.api.admin-token = \"" + ADMIN_TOKEN + "\"");
   }
 
   @AfterAll
@@ -333,7 +334,8 @@ class ChatApiTest {
     api.await(
         Duration.ofSeconds(20),
         () -> {
-          JsonNode t = unchecked(() -> json(api.get("/v1/tasks/" + id)));
+          // a streamed chat is not a task its client reads back (TransientTasksTest): ask as operator
+          JsonNode t = unchecked(() -> json(api.get("/admin/tasks/" + id, "Authorization", "Bearer " + ADMIN_TOKEN)));
           assertEquals("cancelled", t.path("status").asText(), t.toString());
           return null;
         });

@@ -9,4 +9,12 @@ public record TaskError(ErrorCode code, String message, int upstreamStatus)
   public static TaskError of(ErrorCode code, String message) {
     return new TaskError(code, message, 0);
   }
+
+  /**
+   * The answer for a task id that is not there, or not the caller's: one wording for both, so a
+   * caller cannot tell another owner's task from no task.
+   */
+  public static TaskError unknownTask(String id) {
+    return of(ErrorCode.NOT_FOUND, "no task with id '" + id + "'");
+  }
 }

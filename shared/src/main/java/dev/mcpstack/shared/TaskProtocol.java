@@ -22,16 +22,33 @@ public interface TaskProtocol {
    * (idempotent retry) or reject with {@link ErrorCode#CONFLICT}. {@code subscriber} may be null;
    * when given it is subscribed before the first attempt starts, so a streaming client sees every
    * delta. {@code keyId}, when not null, is the API key the task was submitted with: its limiter
-   * is told when the task ends (to free the key's slot and settle its tokens).
+   * is told when the task ends (to free the key's slot and settle its tokens). {@code retention}
+   * says how long the finished task is kept; null (a sender of an older version) means {@link
+   * TaskRetention#STANDARD}.
    */
   record Submit(
       TaskSpec spec,
       String owner,
       String keyId,
       Instant deadline,
+      TaskRetention retention,
       ActorRef<TaskUpdate> subscriber,
       ActorRef<TaskReply> replyTo)
       implements Command {
+    public Submit {
+      retention = retention == null ? TaskRetention.STANDARD : retention;
+    }
+
+    public Submit(
+        TaskSpec spec,
+        String owner,
+        String keyId,
+        Instant deadline,
+        ActorRef<TaskUpdate> subscriber,
+        ActorRef<TaskReply> replyTo) {
+      this(spec, owner, keyId, deadline, TaskRetention.STANDARD, subscriber, replyTo);
+    }
+
     public Submit(
         TaskSpec spec, String owner, Instant deadline, ActorRef<TaskUpdate> subscriber, ActorRef<TaskReply> replyTo) {
       this(spec, owner, null, deadline, subscriber, replyTo);

@@ -12,6 +12,7 @@ import dev.mcpstack.shared.TaskProtocol.Submit;
 import dev.mcpstack.shared.TaskProtocol.Subscribe;
 import dev.mcpstack.shared.TaskReply;
 import dev.mcpstack.shared.TaskResult;
+import dev.mcpstack.shared.TaskRetention;
 import dev.mcpstack.shared.TaskSpec;
 import dev.mcpstack.shared.TaskStatus;
 import dev.mcpstack.shared.TaskUpdate;
@@ -57,6 +58,14 @@ public final class TaskEntity
   /** Tag on terminal events; the retention cleaner finds finished tasks by it. */
   public static final String FINISHED_TAG = "task-finished";
 
+  /**
+   * Tag on the {@link TaskSubmitted} event of a {@link TaskRetention#TRANSIENT} task: the retention
+   * cleaner deletes such a task once its terminal event is older than {@code transient-after}. (The
+   * tag sits on the one event that carries the retention: tags are chosen per event, without the
+   * state.)
+   */
+  public static final String TRANSIENT_TAG = "task-transient";
+
   // ---- private commands: outcomes of this entity's own work ----
 
   record AttemptSucceeded(int attempt, TaskResult result) implements Command {}
@@ -87,9 +96,17 @@ public final class TaskEntity
       permits TaskSubmitted, AttemptStarted, AttemptFailed, TaskSucceeded, TaskFailed,
           TaskCancelled {}
 
-  /** {@code keyId}: the API key it was submitted with, null for anonymous callers. */
-  public record TaskSubmitted(TaskSpec spec, String owner, String keyId, Instant deadline, Instant at)
-      implements Event {}
+  /**
+   * {@code keyId}: the API key it was submitted with, null for anonymous callers. {@code
+   * retention}: null in events written before it existed, read as {@link TaskRetention#STANDARD}.
+   */
+  public record TaskSubmitted(
+      TaskSpec spec, String owner, String keyId, Instant deadline, Instant at, TaskRetention retention)
+      implements Event {
+    public TaskSubmitted {
+      retention = retention == null ? TaskRetention.STANDARD : retention;
+    }
+  }
 
   public record AttemptStarted(int attempt, Instant at) implements Event {}
 
@@ -226,6 +243,9 @@ public final class TaskEntity
 
   @Override
   public Set<String> tagsFor(Event event) {
+    if (event instanceof TaskSubmitted submitted) {
+      return submitted.retention() == TaskRetention.TRANSIENT ? Set.of(TRANSIENT_TAG) : Set.of();
+    }
     return event instanceof TaskSucceeded
             || event instanceof TaskFailed
             || event instanceof TaskCancelled
@@ -300,7 +320,8 @@ public final class TaskEntity
     return Effect()
         .persist(
             List.of(
-                new TaskSubmitted(cmd.spec(), cmd.owner(), cmd.keyId(), deadline, now),
+                new TaskSubmitted(
+                    cmd.spec(), cmd.owner(), cmd.keyId(), deadline, now, cmd.retention()),
                 new AttemptStarted(1, now)))
         .thenRun(
             s -> {
@@ -513,8 +534,7 @@ public final class TaskEntity
     return Effect()
         .reply(
             replyTo,
-            new TaskReply.Rejected(
-                TaskError.of(ErrorCode.NOT_FOUND, "no task with id '" + taskId + "'")));
+            new TaskReply.Rejected(TaskError.unknownTask(taskId)));
   }
 
   // ---- side effects ----

@@ -1,7 +1,9 @@
 package dev.mcpstack.worker.task;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mcpstack.shared.ApiKey;
@@ -18,6 +20,7 @@ import dev.mcpstack.shared.TaskKind;
 import dev.mcpstack.shared.TaskProtocol;
 import dev.mcpstack.shared.TaskReply;
 import dev.mcpstack.shared.TaskResult;
+import dev.mcpstack.shared.TaskRetention;
 import dev.mcpstack.shared.TaskSpec;
 import dev.mcpstack.shared.TaskStatus;
 import dev.mcpstack.shared.TaskUpdate;
@@ -27,10 +30,17 @@ import dev.mcpstack.shared.WorkerInfoProtocol;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import java.util.Optional;
 import java.util.stream.Stream;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.serialization.Serialization;
+import org.apache.pekko.serialization.SerializationExtension;
+import org.apache.pekko.serialization.Serializer;
+import org.apache.pekko.serialization.Serializers;
+import org.apache.pekko.serialization.jackson.JacksonObjectMapperProvider;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -76,6 +86,7 @@ class SerializationTest {
         new TaskProtocol.Submit(spec, "alice", t, updates.ref(), replies.ref()),
         new TaskProtocol.Submit(spec, "alice", null, null, replies.ref()),
         new TaskProtocol.Submit(spec, "alice", "k1", t, null, replies.ref()),
+        new TaskProtocol.Submit(spec, "alice", "k1", t, TaskRetention.TRANSIENT, updates.ref(), replies.ref()),
         key,
         new KeyProtocol.Create(key, keyReplies.ref()),
         new KeyProtocol.Update("k1", "renamed", limits, List.of("m"), keyReplies.ref()),
@@ -114,8 +125,8 @@ class SerializationTest {
         new TaskUpdate.StatusChanged(view),
         new TaskUpdate.ContentDelta("task-1", 1, "Hel", null),
         new TaskUpdate.ContentDelta("task-1", 1, "lo", "stop"),
-        new TaskEntity.TaskSubmitted(spec, "alice", "k1", t, t),
-        new TaskEntity.TaskSubmitted(spec, "alice", null, t, t),
+        new TaskEntity.TaskSubmitted(spec, "alice", "k1", t, t, TaskRetention.STANDARD),
+        new TaskEntity.TaskSubmitted(spec, "alice", null, t, t, TaskRetention.TRANSIENT),
         new TaskEntity.AttemptStarted(1, t),
         new TaskEntity.AttemptFailed(1, error, true, t, t),
         new TaskEntity.AttemptFailed(2, error, false, null, t),
@@ -151,5 +162,42 @@ class SerializationTest {
   void roundTrips(Object message) {
     Object back = testKit.serializationTestKit().verifySerialization(message, false);
     assertEquals(message, back);
+  }
+
+  /** Events and commands written before retention existed read as the standard retention. */
+  @Test
+  void aMessageWithoutRetentionIsStandard() throws Exception {
+    ObjectNode request = new ObjectMapper().createObjectNode().put("model", "m");
+    TaskSpec spec = new TaskSpec(TaskKind.CHAT, "m", request);
+    Instant t = Instant.parse("2026-11-28T10:15:30Z");
+    TestProbe<TaskReply> replies = testKit.createTestProbe();
+    for (Object message :
+        List.of(
+            new TaskEntity.TaskSubmitted(spec, "alice", null, t, t, TaskRetention.TRANSIENT),
+            new TaskProtocol.Submit(spec, "alice", null, t, TaskRetention.TRANSIENT, null, replies.ref()))) {
+      assertEquals(TaskRetention.TRANSIENT, retentionOf(message));
+      assertEquals(TaskRetention.STANDARD, retentionOf(withoutField(message, "retention")));
+    }
+  }
+
+  private static TaskRetention retentionOf(Object message) {
+    return message instanceof TaskEntity.TaskSubmitted submitted
+        ? submitted.retention()
+        : ((TaskProtocol.Submit) message).retention();
+  }
+
+  /** {@code message} as an older version wrote it, without {@code field}, read back. */
+  private static Object withoutField(Object message, String field) throws Exception {
+    Serialization serialization = SerializationExtension.get(testKit.system());
+    Serializer serializer = serialization.findSerializerFor(message);
+    String manifest = Serializers.manifestFor(serializer, message);
+    ObjectMapper cbor =
+        JacksonObjectMapperProvider.get(testKit.system()).getOrCreate("jackson-cbor", Optional.empty());
+    JsonNode tree = cbor.readTree(serialization.serialize(message).get());
+    assertTrue(tree.has(field), tree.toString());
+    ((ObjectNode) tree).remove(field);
+    return serialization
+        .deserialize(cbor.writeValueAsBytes(tree), serializer.identifier(), manifest)
+        .get();
   }
 }

@@ -18,6 +18,7 @@ import dev.mcpstack.shared.TaskProtocol.Submit;
 import dev.mcpstack.shared.TaskProtocol.Subscribe;
 import dev.mcpstack.shared.TaskReply;
 import dev.mcpstack.shared.TaskResult;
+import dev.mcpstack.shared.TaskRetention;
 import dev.mcpstack.shared.TaskSpec;
 import dev.mcpstack.shared.TaskStatus;
 import dev.mcpstack.shared.TaskUpdate;
@@ -134,6 +135,22 @@ class TaskEntityTest {
     var got = kit.<TaskReply>runCommand(r -> new Get("alice", r));
     assertEquals(TaskStatus.SUCCEEDED, ((TaskReply.Ok) got.reply()).view().status());
     assertTrue(got.hasNoEvents());
+  }
+
+  @Test
+  void theSubmissionRecordsItsRetention() {
+    var standard = submit(chat(false), null);
+    assertEquals(TaskRetention.STANDARD, ((TaskSubmitted) standard.events().get(0)).retention());
+
+    var other =
+        EventSourcedBehaviorTestKit.<Command, TaskEntity.Event, TaskState>create(
+            testKit.system(),
+            TaskEntity.create("chatcmpl-" + UUID.randomUUID(), SETTINGS, runner, clock, () -> 1.0, null));
+    var submitted =
+        other.<TaskReply>runCommand(
+            replyTo ->
+                new Submit(chat(false), "alice", null, null, TaskRetention.TRANSIENT, updates.ref(), replyTo));
+    assertEquals(TaskRetention.TRANSIENT, ((TaskSubmitted) submitted.events().get(0)).retention());
   }
 
   @Test
