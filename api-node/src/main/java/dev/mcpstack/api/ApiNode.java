@@ -58,7 +58,8 @@ public final class ApiNode {
     }
     ObjectMapper json = JacksonObjectMapperProvider.get(system).getOrCreate("jackson-json", Optional.empty());
     HttpSupport http = new HttpSupport(system, settings, json, authenticator);
-    ApiRoutes routes = new ApiRoutes(http, new TaskClient(system, settings), new Workers(system, settings), keys);
+    ApiRoutes routes =
+        new ApiRoutes(http, new TaskClient(system, settings, http.admission), new Workers(system, settings), keys);
     return Http.get(system)
         .newServerAt(settings.host(), settings.port())
         .bind(routes.route())

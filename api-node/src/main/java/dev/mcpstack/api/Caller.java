@@ -19,7 +19,12 @@ record Caller(String tenant, ApiKey key) {
     return key == null;
   }
 
-  /** The key's public id, for limits and logs; null when anonymous. */
+  /** The key's account (its limiter and usage), shared by the keys of one rotation; null when anonymous. */
+  String account() {
+    return key == null ? null : key.account();
+  }
+
+  /** The key's public id, for logs; null when anonymous. */
   String keyId() {
     return key == null ? null : key.id();
   }

@@ -74,16 +74,17 @@ final class ChatRoutes {
             deadline,
             (admitted, done) ->
                 spec.streaming()
-                    ? stream(id, spec, caller, deadline, includeUsage, requestId, done).thenApply(admitted::decorate)
-                    : run(id, spec, caller, deadline, requestId, done).thenApply(admitted::decorate)),
+                    ? stream(id, spec, caller, admitted.holdId(), deadline, includeUsage, requestId, done)
+                        .thenApply(admitted::decorate)
+                    : run(id, spec, caller, admitted.holdId(), deadline, requestId, done).thenApply(admitted::decorate)),
         requestId);
   }
 
   /** A synchronous task: its answer when it ends; {@code done} when it ended, whichever way. */
   private CompletionStage<HttpResponse> run(
-      String id, TaskSpec spec, Caller caller, Instant deadline, String requestId, Runnable done) {
+      String id, TaskSpec spec, Caller caller, String holdId, Instant deadline, String requestId, Runnable done) {
     return tasks
-        .run(id, spec, caller, deadline)
+        .run(id, spec, caller, holdId, deadline)
         .whenComplete((view, e) -> done.run())
         .thenApply(view -> finished(view, requestId));
   }
@@ -96,11 +97,18 @@ final class ChatRoutes {
    * done} runs once when the stream ends, or when the call ends without one.
    */
   private CompletionStage<HttpResponse> stream(
-      String id, TaskSpec spec, Caller caller, Instant deadline, boolean includeUsage, String requestId, Runnable done) {
+      String id,
+      TaskSpec spec,
+      Caller caller,
+      String holdId,
+      Instant deadline,
+      boolean includeUsage,
+      String requestId,
+      Runnable done) {
     String owner = caller.tenant();
     TaskWatch watch = tasks.watch(id, owner, settings.chatTimeout().plus(settings.waitGrace()));
     return tasks
-        .submit(id, spec, caller, deadline, watch.subscriber())
+        .submit(id, spec, caller, holdId, deadline, watch.subscriber())
         .whenComplete(
             (view, e) -> {
               if (e != null) {
@@ -215,7 +223,8 @@ final class ChatRoutes {
             id,
             spec,
             deadline,
-            (admitted, done) -> run(id, spec, caller, deadline, requestId, done).thenApply(admitted::decorate)),
+            (admitted, done) ->
+                run(id, spec, caller, admitted.holdId(), deadline, requestId, done).thenApply(admitted::decorate)),
         requestId);
   }
 }

@@ -196,6 +196,11 @@ final class HttpSupport {
       ErrorCode code = status == 413 ? ErrorCode.PAYLOAD_TOO_LARGE : ErrorCode.INVALID_REQUEST;
       return new ApiError(code, ire.info().summary(), null);
     }
+    if (cause instanceof java.util.concurrent.TimeoutException) {
+      // an entity that did not answer in time: shards moving after a node failed
+      log.info("request {}: {}", requestId, cause.getMessage());
+      return ApiError.of(ErrorCode.UNAVAILABLE, "The service did not answer in time; try again.");
+    }
     if (cause instanceof org.apache.pekko.stream.BufferOverflowException) {
       log.info("request {}: the client fell too far behind its event stream", requestId);
       return ApiError.of(

@@ -105,7 +105,8 @@ final class KeyAdminRoutes {
     object(body);
     String tenant = body.path("tenant").asText("");
     if (!body.path("tenant").isTextual() || !KeyStore.validTenant(tenant)) {
-      throw ApiError.invalid("tenant", "Invalid 'tenant': expected 1 to 64 letters, digits, '_', '.' or '-'.");
+      throw ApiError.invalid(
+          "tenant", "Invalid 'tenant': expected 1 to 64 letters, digits, '_', '.' or '-', other than 'anonymous' and 'operator'.");
     }
     String name = name(body);
     List<String> models = models(body);
@@ -142,10 +143,24 @@ final class KeyAdminRoutes {
     return answer(updated, StatusCodes.OK, null, requestId);
   }
 
+  /** The new key answers; the old one, revoked in the same step, is refused here at once too. */
   private Route rotate(String id, String requestId) {
     ApiKeys.NewKey made = ApiKeys.generate();
-    return answer(
-        ask(id, r -> new KeyProtocol.Rotate(id, made.id(), made.sha256(), r)), StatusCodes.CREATED, made.secret(), requestId);
+    CompletionStage<KeyProtocol.Reply> rotated =
+        ask(id, r -> new KeyProtocol.Rotate(id, made.id(), made.sha256(), r))
+            .thenCompose(
+                reply ->
+                    reply instanceof KeyProtocol.Rejected
+                        ? java.util.concurrent.CompletableFuture.completedFuture(reply)
+                        : ask(id, r -> new KeyProtocol.Get(id, r))
+                            .thenApply(
+                                old -> {
+                                  if (old instanceof KeyProtocol.One one) {
+                                    keys.applyLocal(one.key());
+                                  }
+                                  return reply;
+                                }));
+    return answer(rotated, StatusCodes.CREATED, made.secret(), requestId);
   }
 
   /** Asks the registry about key {@code id}; 404 without asking when it cannot be an id. */
@@ -197,10 +212,7 @@ final class KeyAdminRoutes {
     if (budget == null) {
       n.putNull("budget");
     } else {
-      n.putObject("budget")
-          .put("amount", budget.amountMicros() / 1_000_000.0)
-          .put("period", budget.period().name().toLowerCase(Locale.ROOT))
-          .put("alert_at", budget.alertAt());
+      budget(n.putObject("budget"), budget);
     }
     if (k.createdAt() == null) {
       n.putNull("created_at");
@@ -218,6 +230,13 @@ final class KeyAdminRoutes {
       n.putNull("revoked_at");
     }
     return n;
+  }
+
+  /** A budget as the API shows it: {@code {amount, period, alert_at}}, into {@code node}. */
+  static ObjectNode budget(ObjectNode node, Budget budget) {
+    return node.put("amount", budget.amountMicros() / 1_000_000.0)
+        .put("period", budget.period().name().toLowerCase(Locale.ROOT))
+        .put("alert_at", budget.alertAt());
   }
 
   private static void object(JsonNode body) {
@@ -264,7 +283,8 @@ final class KeyAdminRoutes {
       return null;
     }
     JsonNode amount = node.path("amount");
-    if (!node.isObject() || !amount.isNumber() || amount.asDouble() <= 0 || amount.asDouble() > 1e9) {
+    // at least one millionth: budgets are kept in millionths
+    if (!node.isObject() || !amount.isNumber() || amount.asDouble() < 0.000001 || amount.asDouble() > 1e9) {
       throw ApiError.invalid("budget.amount", "Invalid 'budget': expected {\"amount\": a positive number, \"period\": \"day\" or \"month\", \"alert_at\": 0 to 1}.");
     }
     String period = node.path("period").asText("month");

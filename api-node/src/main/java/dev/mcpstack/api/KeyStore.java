@@ -114,8 +114,9 @@ final class KeyStore {
   synchronized void apply(List<ApiKey> changed, long atVersion) {
     Map<String, ApiKey> next = new HashMap<>(byHash);
     for (ApiKey key : changed) {
-      ApiKey declaredKey = declared.get(key.sha256());
-      if (declaredKey == null) {
+      ApiKey known = next.get(key.sha256());
+      // declared keys win; an answer already on its way never undoes a newer change
+      if (!declared.containsKey(key.sha256()) && (known == null || known.version() < key.version())) {
         next.put(key.sha256(), key);
       }
     }
@@ -192,8 +193,9 @@ final class KeyStore {
   private static void add(
       Map<String, ApiKey> keys, String tenant, String sha256, String name, List<String> models, KeyLimits limits, String source) {
     String hash = sha256.trim().toLowerCase(java.util.Locale.ROOT);
-    if (!TENANT.matcher(tenant.trim()).matches()) {
-      throw new IllegalArgumentException(source + ": tenant '" + tenant + "' must be 1-64 letters, digits, '_', '.' or '-'");
+    if (!validTenant(tenant.trim())) {
+      throw new IllegalArgumentException(
+          source + ": tenant '" + tenant + "' must be 1-64 letters, digits, '_', '.' or '-', and not 'anonymous' or 'operator'");
     }
     if (!SHA256.matcher(hash).matches()) {
       throw new IllegalArgumentException(source + ": '" + sha256 + "' is not a SHA-256 in hex (64 digits)");
@@ -210,7 +212,13 @@ final class KeyStore {
         c.getInt("max-active-tasks"));
   }
 
+  /**
+   * A tenant name a key may have: 1-64 letters, digits, '_', '.' or '-', and not one of the
+   * names the stack gives its own callers (the anonymous caller, operators).
+   */
   static boolean validTenant(String tenant) {
-    return TENANT.matcher(tenant).matches();
+    return TENANT.matcher(tenant).matches()
+        && !tenant.equalsIgnoreCase(Caller.ANONYMOUS_TENANT)
+        && !tenant.equalsIgnoreCase(AdminRoutes.OPERATOR.tenant());
   }
 }

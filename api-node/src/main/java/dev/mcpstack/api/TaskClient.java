@@ -2,7 +2,6 @@ package dev.mcpstack.api;
 
 import dev.mcpstack.shared.ErrorCode;
 import dev.mcpstack.shared.Failures;
-import dev.mcpstack.shared.LimiterProtocol;
 import dev.mcpstack.shared.TaskProtocol;
 import dev.mcpstack.shared.TaskReply;
 import dev.mcpstack.shared.TaskSpec;
@@ -29,9 +28,11 @@ final class TaskClient {
   private final ActorSystem<?> system;
   private final ClusterSharding sharding;
   private final ApiSettings settings;
+  private final Admission admission;
 
-  TaskClient(ActorSystem<?> system, ApiSettings settings) {
+  TaskClient(ActorSystem<?> system, ApiSettings settings, Admission admission) {
     this.system = system;
+    this.admission = admission;
     this.sharding = ClusterSharding.get(system);
     this.settings = settings;
   }
@@ -41,21 +42,34 @@ final class TaskClient {
   }
 
   /**
-   * Submits a task for {@code caller}. When the task does not start from this submit (refused, or
-   * an idempotent repeat of a task that has already ended), the key's hold taken for it is given
-   * back here: otherwise the task entity gives it back when the task ends.
+   * Submits a task for {@code caller} under the limiter's {@code holdId} (null without one). The
+   * task entity frees the hold when the task it created ends; when this submit created no task
+   * (refused, or a repeat of an existing task with its own hold), the hold is freed here.
    */
   CompletionStage<TaskView> submit(
-      String id, TaskSpec spec, Caller caller, Instant deadline, ActorRef<TaskUpdate> subscriber) {
-    return ask(id, replyTo -> new TaskProtocol.Submit(spec, caller.tenant(), caller.keyId(), deadline, TaskIds.retention(id), subscriber, replyTo))
+      String id, TaskSpec spec, Caller caller, String holdId, Instant deadline, ActorRef<TaskUpdate> subscriber) {
+    return attempt(
+            id,
+            replyTo ->
+                new TaskProtocol.Submit(
+                    spec, caller.tenant(), caller.account(), holdId, deadline, TaskIds.retention(id), subscriber, replyTo),
+            settings.submitRetries())
         .whenComplete(
-            (view, e) -> {
-              if (!caller.limits().unlimited() && (e != null || view.status().isTerminal())) {
-                sharding
-                    .entityRefFor(LimiterProtocol.TYPE_KEY, caller.keyId())
-                    .tell(new LimiterProtocol.Release(id, e != null ? 0 : -1));
+            (reply, e) -> {
+              if (holdId == null) {
+                return;
               }
-            });
+              if (e != null) {
+                // refused: nothing ran; no answer: it may run, so its estimate stays counted
+                boolean refused = Failures.unwrap(e) instanceof ApiError api && api.code() != ErrorCode.UNAVAILABLE;
+                admission.release(caller, holdId, refused ? 0 : -1);
+              } else if (reply instanceof TaskReply.Ok ok && !ok.created()) {
+                admission.release(caller, holdId, 0);
+              } else if (reply instanceof TaskReply.Rejected) {
+                admission.release(caller, holdId, 0);
+              }
+            })
+        .thenApply(TaskClient::viewOf);
   }
 
   CompletionStage<TaskView> get(String id, String owner) {
@@ -84,9 +98,9 @@ final class TaskClient {
    * Submits a task and waits for its end: the terminal view (succeeded, failed or cancelled). The
    * wait gives up (504) a little after the task's {@code deadline}.
    */
-  CompletionStage<TaskView> run(String id, TaskSpec spec, Caller caller, Instant deadline) {
+  CompletionStage<TaskView> run(String id, TaskSpec spec, Caller caller, String holdId, Instant deadline) {
     TaskWatch watch = watch(id, caller.tenant(), Duration.between(Instant.now(), deadline).plus(settings.waitGrace()));
-    return submit(id, spec, caller, deadline, watch.subscriber())
+    return submit(id, spec, caller, holdId, deadline, watch.subscriber())
         .whenComplete(
             (view, e) -> {
               if (e != null) {
@@ -104,10 +118,11 @@ final class TaskClient {
 
   private CompletionStage<TaskView> ask(
       String id, Function<ActorRef<TaskReply>, TaskProtocol.Command> command) {
-    return attempt(id, command, settings.submitRetries());
+    return attempt(id, command, settings.submitRetries()).thenApply(TaskClient::viewOf);
   }
 
-  private CompletionStage<TaskView> attempt(
+  /** The entity's answer, asked again after a timeout; a 503 when it never answers. */
+  private CompletionStage<TaskReply> attempt(
       String id, Function<ActorRef<TaskReply>, TaskProtocol.Command> command, int retriesLeft) {
     EntityRef<TaskProtocol.Command> entity = entity(id);
     return entity
@@ -115,7 +130,7 @@ final class TaskClient {
         .handle(
             (reply, e) -> {
               if (e == null) {
-                return CompletableFuture.completedFuture(viewOf(reply));
+                return CompletableFuture.completedFuture(reply);
               }
               Throwable cause = Failures.unwrap(e);
               if (cause instanceof TimeoutException && retriesLeft > 0) {
@@ -123,10 +138,10 @@ final class TaskClient {
                 return attempt(id, command, retriesLeft - 1);
               }
               if (cause instanceof TimeoutException) {
-                return CompletableFuture.<TaskView>failedFuture(
+                return CompletableFuture.<TaskReply>failedFuture(
                     ApiError.of(ErrorCode.UNAVAILABLE, "the task service did not answer in time; try again"));
               }
-              return CompletableFuture.<TaskView>failedFuture(cause);
+              return CompletableFuture.<TaskReply>failedFuture(cause);
             })
         .thenCompose(Function.identity());
   }

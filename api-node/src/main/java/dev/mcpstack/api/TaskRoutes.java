@@ -114,7 +114,7 @@ final class TaskRoutes {
             .thenCompose(
                 admitted ->
                     tasks
-                        .submit(id, spec, caller, deadline, null)
+                        .submit(id, spec, caller, admitted.holdId(), deadline, null)
                         .thenApply(
                             view ->
                                 admitted.decorate(

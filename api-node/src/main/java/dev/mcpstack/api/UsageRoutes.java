@@ -7,9 +7,9 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mcpstack.shared.ApiKey;
 import dev.mcpstack.shared.Budget;
-import dev.mcpstack.shared.LimiterProtocol;
-import dev.mcpstack.shared.LimiterProtocol.UsageLine;
-import dev.mcpstack.shared.LimiterProtocol.UsageReport;
+import dev.mcpstack.shared.AccountProtocol;
+import dev.mcpstack.shared.AccountProtocol.UsageLine;
+import dev.mcpstack.shared.AccountProtocol.UsageReport;
 import java.time.LocalDate;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeParseException;
@@ -78,9 +78,11 @@ final class UsageRoutes {
   private Route tenant(Caller caller, LocalDate from, LocalDate to, String requestId) {
     List<ApiKey> tenantKeys = caller.anonymous() ? List.of() : keys.keysOf(caller.tenant());
     List<CompletionStage<UsageReport>> reports = new ArrayList<>();
-    for (ApiKey k : tenantKeys) {
-      reports.add(report(k, from, to));
-    }
+    // the keys of one rotation share an account: ask each account once
+    tenantKeys.stream()
+        .collect(java.util.stream.Collectors.toMap(ApiKey::account, k -> k, (a, b) -> a))
+        .values()
+        .forEach(k -> reports.add(report(k, from, to)));
     CompletionStage<List<UsageLine>> all = CompletableFuture.completedFuture(new ArrayList<>());
     for (CompletionStage<UsageReport> r : reports) {
       all = all.thenCombine(r, (acc, one) -> {
@@ -99,16 +101,15 @@ final class UsageRoutes {
 
   CompletionStage<UsageReport> report(ApiKey key, LocalDate from, LocalDate to) {
     return sharding
-        .entityRefFor(LimiterProtocol.TYPE_KEY, key.id())
-        .ask(replyTo -> new LimiterProtocol.GetUsage(from, to, key.limits().budget(), replyTo), http.settings.askTimeout());
+        .entityRefFor(AccountProtocol.TYPE_KEY, key.account())
+        .ask(replyTo -> new AccountProtocol.GetUsage(from, to, key.limits().budget(), replyTo), http.settings.askTimeout());
   }
 
   /** {@code {object: "usage", tenant, start_date, end_date, data: [...], total: {...}}}. */
   ObjectNode body(String tenant, LocalDate from, LocalDate to, List<UsageLine> lines) {
     Map<String, UsageLine> merged = new TreeMap<>();
     for (UsageLine l : lines) {
-      merged.merge(l.day() + "/" + l.model(), l, (a, b) -> new UsageLine(a.day(), a.model(), a.requests() + b.requests(),
-          a.promptTokens() + b.promptTokens(), a.completionTokens() + b.completionTokens(), a.costMicros() + b.costMicros()));
+      merged.merge(l.day() + "/" + l.model(), l, UsageLine::add);
     }
     ObjectNode body = http.json.createObjectNode().put("object", "usage").put("tenant", tenant);
     body.put("start_date", from.toString()).put("end_date", to.toString());
@@ -118,8 +119,7 @@ final class UsageRoutes {
       ObjectNode n = line(l);
       n.put("date", l.day().toString()).put("model", l.model());
       data.add(n);
-      total = new UsageLine(from, "", total.requests() + l.requests(), total.promptTokens() + l.promptTokens(),
-          total.completionTokens() + l.completionTokens(), total.costMicros() + l.costMicros());
+      total = total.add(l);
     }
     body.set("total", line(total));
     return body;
@@ -145,9 +145,7 @@ final class UsageRoutes {
                   body.put("key_id", key.id());
                   Budget budget = key.limits().budget();
                   if (budget != null) {
-                    body.putObject("budget")
-                        .put("amount", budget.amountMicros() / 1_000_000.0)
-                        .put("period", budget.period().name().toLowerCase(java.util.Locale.ROOT))
+                    KeyAdminRoutes.budget(body.putObject("budget"), budget)
                         .put("period_start", String.valueOf(report.periodStart()))
                         .put("spent", report.spentMicros() / 1_000_000.0);
                   }

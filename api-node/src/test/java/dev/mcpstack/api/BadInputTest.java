@@ -40,7 +40,7 @@ class BadInputTest {
   private static final String GOOD = "sk-bad-input-test-good-key-0000000000000001";
   /** A key that may use only sim-large. */
   private static final String NARROW = "sk-bad-input-test-narrow-key-000000000000002";
-  /** A key whose 10 tokens per minute no chat fits in. */
+  /** A key whose 2 tokens per minute no chat prompt fits in. */
   private static final String TINY = "sk-bad-input-test-tiny-key-00000000000000003";
 
   private ApiFixture api;
@@ -53,7 +53,7 @@ class BadInputTest {
         "keys = [\n"
             + "  { tenant = good, sha256 = \"" + ApiKeys.sha256(GOOD) + "\" }\n"
             + "  { tenant = narrow, sha256 = \"" + ApiKeys.sha256(NARROW) + "\", models = [sim-large] }\n"
-            + "  { tenant = tiny, sha256 = \"" + ApiKeys.sha256(TINY) + "\", limits { tokens-per-minute = 10 } }\n"
+            + "  { tenant = tiny, sha256 = \"" + ApiKeys.sha256(TINY) + "\", limits { tokens-per-minute = 2 } }\n"
             + "]\n");
     keys.toFile().deleteOnExit();
     // keys required, declared in a file; no admin token (whatever ADMIN_TOKEN says): the admin API is off
@@ -184,7 +184,7 @@ class BadInputTest {
     }
     if (status == 429) {
       assertTrue(response.headers().firstValue("Retry-After").isPresent(), name);
-      assertEquals("10", response.headers().firstValue("x-ratelimit-limit-tokens").orElse(""), name);
+      assertEquals("2", response.headers().firstValue("x-ratelimit-limit-tokens").orElse(""), name);
     }
   }
 

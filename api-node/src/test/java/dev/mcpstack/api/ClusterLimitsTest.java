@@ -57,9 +57,14 @@ class ClusterLimitsTest {
     a.resetSimulator();
   }
 
-  /** A new key made on node A, once node B knows it too. */
+  /** A new key of tenant {@code t} made on node A, once node B knows it too. */
   private JsonNode key(String limits) throws Exception {
-    HttpResponse<String> created = a.post("/admin/keys", "{\"tenant\":\"t\",\"limits\":" + limits + "}", ADMIN_AUTH);
+    return key("t", limits);
+  }
+
+  private JsonNode key(String tenant, String limits) throws Exception {
+    HttpResponse<String> created =
+        a.post("/admin/keys", "{\"tenant\":\"" + tenant + "\",\"limits\":" + limits + "}", ADMIN_AUTH);
     assertEquals(201, created.statusCode(), created.body());
     JsonNode key = json(created);
     String secret = key.path("key").asText();
@@ -157,8 +162,8 @@ class ClusterLimitsTest {
 
   @Test
   void aNoisyTenantAtItsLimitDoesNotStopAQuietOne() throws Exception {
-    String noisy = key("{\"requests_per_minute\":20}").path("key").asText();
-    String quiet = key("{}").path("key").asText();
+    String noisy = key("noisy", "{\"requests_per_minute\":20}").path("key").asText();
+    String quiet = key("quiet", "{}").path("key").asText();
     long quietAlone = quietLatencyMicros(quiet);
     CompletableFuture<List<HttpResponse<String>>> flood =
         CompletableFuture.supplyAsync(

@@ -243,6 +243,10 @@ class TenantsTest {
     assertError(api.post("/admin/keys", "{\"tenant\":\"a b\"}", ADMIN_AUTH), 400, "invalid_request_error", "invalid_request");
     assertError(api.post("/admin/keys", "{\"tenant\":\"t\",\"limits\":{\"requests_per_minute\":-1}}", ADMIN_AUTH), 400, "invalid_request_error", "invalid_request");
     assertError(api.post("/admin/keys", "{\"tenant\":\"t\",\"models\":\"m\"}", ADMIN_AUTH), 400, "invalid_request_error", "invalid_request");
+    assertError(api.post("/admin/keys", "{\"tenant\":\"operator\"}", ADMIN_AUTH), 400, "invalid_request_error", "invalid_request");
+    assertError(api.post("/admin/keys", "{\"tenant\":\"Anonymous\"}", ADMIN_AUTH), 400, "invalid_request_error", "invalid_request");
+    assertError(api.post("/admin/keys", "{\"tenant\":\"t\",\"budget\":{\"amount\":1e-7}}", ADMIN_AUTH), 400, "invalid_request_error", "invalid_request");
+    assertError(api.post("/admin/keys", "{\"tenant\":\"t\",\"budget\":{\"amount\":5,\"period\":\"year\"}}", ADMIN_AUTH), 400, "invalid_request_error", "invalid_request");
     assertError(api.get("/admin/keys/nope", ADMIN_AUTH), 404, "not_found_error", "not_found");
     assertError(api.get("/admin/keys/0123456789ab", ADMIN_AUTH), 404, "not_found_error", "not_found");
   }
@@ -321,5 +325,47 @@ class TenantsTest {
         () -> assertError(api.post("/v1/chat/completions", chatBody("more"), bearer(key)), 429, "insufficient_quota", "insufficient_quota"));
     JsonNode usage = json(api.get("/admin/keys/" + created.path("id").asText() + "/usage", ADMIN_AUTH));
     assertTrue(usage.path("budget").path("spent").asDouble() >= 0.000001, usage.toString());
+
+    // a rotated key keeps its account: the new secret does not get a fresh budget
+    HttpResponse<String> rotated =
+        api.send(api.request("/admin/keys/" + created.path("id").asText() + "/rotate", ADMIN_AUTH).POST(HttpRequest.BodyPublishers.noBody()).build());
+    String next = json(rotated).path("key").asText();
+    assertError(api.post("/v1/chat/completions", chatBody("again"), bearer(next)), 429, "insufficient_quota", "insufficient_quota");
+  }
+
+  @Test
+  void aRepeatedOrConflictingIdempotentRequestNeverFreesTheTasksSlot() throws Exception {
+    JsonNode created = createKey("{\"tenant\":\"single\",\"limits\":{\"max_active_tasks\":1}}");
+    String key = created.path("key").asText();
+    api.eventually(WAIT, () -> assertEquals(200, api.get("/v1/models", bearer(key)).statusCode()));
+    api.sim.setDefaults(dev.mcpstack.sim.Faults.none().withLatency(Duration.ofSeconds(20)));
+    try {
+      String body = "{\"kind\":\"chat\",\"request\":" + chatBody("slow") + "}";
+      HttpResponse<String> first = api.post("/v1/tasks", body, "Authorization", "Bearer " + key, "Idempotency-Key", "one");
+      assertEquals(202, first.statusCode(), first.body());
+      String id = json(first).path("id").asText();
+      HttpResponse<String> repeat = api.post("/v1/tasks", body, "Authorization", "Bearer " + key, "Idempotency-Key", "one");
+      assertEquals(202, repeat.statusCode(), "an idempotent repeat is not refused for the slot its task holds: " + repeat.body());
+      assertEquals(id, json(repeat).path("id").asText());
+      HttpResponse<String> conflict =
+          api.post("/v1/tasks", "{\"kind\":\"chat\",\"request\":" + chatBody("other") + "}", "Authorization", "Bearer " + key, "Idempotency-Key", "one");
+      assertError(conflict, 409, "invalid_request_error", "conflict");
+      // the task still holds the key's only slot
+      assertError(api.post("/v1/tasks", body, bearer(key)), 429, "rate_limit_error", "rate_limit_exceeded");
+      assertEquals(200, api.delete("/v1/tasks/" + id, bearer(key)).statusCode());
+      api.eventually(WAIT, () -> assertEquals(202, api.post("/v1/tasks", "{\"kind\":\"chat\",\"request\":" + chatBody("next") + "}", bearer(key)).statusCode()));
+    } finally {
+      api.resetSimulator();
+    }
+  }
+
+  @Test
+  void theServersDefaultMaxTokensDoesNotLockOutAKeyWithASmallTokenLimit() throws Exception {
+    // the default max_tokens (4096) alone is more than this key's minute
+    String key = createKey("{\"tenant\":\"small\",\"limits\":{\"tokens_per_minute\":1000}}").path("key").asText();
+    api.eventually(WAIT, () -> assertEquals(200, api.get("/v1/models", bearer(key)).statusCode()));
+    HttpResponse<String> ok = api.post("/v1/chat/completions", chatBody("hello"), bearer(key));
+    assertEquals(200, ok.statusCode(), ok.body());
+    assertTrue(Long.parseLong(ok.headers().firstValue("x-ratelimit-remaining-tokens").orElse("-1")) >= 0);
   }
 }

@@ -7,7 +7,9 @@ import java.util.Objects;
 /**
  * One API key as the cluster keeps it: never the secret, only its SHA-256 ({@code sha256}, hex).
  * {@code id} is public (logs, admin API); {@code tenant} owns every task the key creates;
- * {@code models} lists the models the key may use (empty = all); {@code version} is the key
+ * {@code models} lists the models the key may use (empty = all); {@code account} names the key's
+ * limiter and usage account, carried over when a key is rotated so that the new secret inherits
+ * the old one's minute, budget and usage (null = the key's own id); {@code version} is the key
  * registry's version at the key's last change, which lets api-nodes fetch only what changed.
  */
 public record ApiKey(
@@ -19,8 +21,22 @@ public record ApiKey(
     List<String> models,
     Instant createdAt,
     Instant revokedAt,
+    String account,
     long version)
     implements CborSerializable {
+  public ApiKey(
+      String id,
+      String tenant,
+      String name,
+      String sha256,
+      KeyLimits limits,
+      List<String> models,
+      Instant createdAt,
+      Instant revokedAt,
+      long version) {
+    this(id, tenant, name, sha256, limits, models, createdAt, revokedAt, null, version);
+  }
+
   public ApiKey {
     Objects.requireNonNull(id, "id");
     Objects.requireNonNull(tenant, "tenant");
@@ -28,6 +44,7 @@ public record ApiKey(
     limits = limits == null ? KeyLimits.UNLIMITED : limits;
     models = models == null ? List.of() : List.copyOf(models);
     name = name == null ? "" : name;
+    account = account == null ? id : account;
   }
 
   public boolean revoked() {
@@ -40,11 +57,11 @@ public record ApiKey(
   }
 
   public ApiKey withVersion(long v) {
-    return new ApiKey(id, tenant, name, sha256, limits, models, createdAt, revokedAt, v);
+    return new ApiKey(id, tenant, name, sha256, limits, models, createdAt, revokedAt, account, v);
   }
 
   public ApiKey revokedAt(Instant at, long v) {
-    return new ApiKey(id, tenant, name, sha256, limits, models, createdAt, at, v);
+    return new ApiKey(id, tenant, name, sha256, limits, models, createdAt, at, account, v);
   }
 
   public ApiKey updated(String newName, KeyLimits newLimits, List<String> newModels, long v) {
@@ -57,6 +74,7 @@ public record ApiKey(
         newModels == null ? models : newModels,
         createdAt,
         revokedAt,
+        account,
         v);
   }
 }

@@ -25,14 +25,18 @@ public interface KeyProtocol {
 
   /** Changes the name, limits or models of a key; null fields stay as they are. */
   record Update(String id, String name, KeyLimits limits, List<String> models, ActorRef<Reply> replyTo)
-      implements Command {}
+      implements Command {
+    public Update {
+      models = models == null ? null : List.copyOf(models);
+    }
+  }
 
   /** Revokes a key for good; revoking a revoked key answers with it unchanged. */
   record Revoke(String id, ActorRef<Reply> replyTo) implements Command {}
 
   /**
-   * Revokes {@code id} and creates {@code replacement} (same tenant, name, limits and models) in
-   * one step: answers with the replacement.
+   * Revokes {@code id} and creates a key {@code newId} with the same tenant, name, limits, models
+   * and account in one step: answers with the new key.
    */
   record Rotate(String id, String newId, String newSha256, ActorRef<Reply> replyTo) implements Command {}
 
@@ -51,7 +55,11 @@ public interface KeyProtocol {
 
   record One(ApiKey key) implements Reply {}
 
-  record Many(List<ApiKey> keys, long version) implements Reply {}
+  record Many(List<ApiKey> keys, long version) implements Reply {
+    public Many {
+      keys = List.copyOf(keys);
+    }
+  }
 
   record Rejected(TaskError error) implements Reply {}
 }

@@ -4,16 +4,15 @@ import com.fasterxml.jackson.annotation.JsonSubTypes;
 import com.fasterxml.jackson.annotation.JsonTypeInfo;
 import java.time.Instant;
 import java.time.LocalDate;
-import java.util.List;
-import org.apache.pekko.Done;
+import java.util.Map;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 
 /**
- * The per-key limiter and usage account: one sharded entity per API key id on the worker role,
- * the single authority for that key's requests and tokens per minute, concurrent requests and
- * active tasks (in memory: see docs/adr/0005 for what a fail-over forgets), and the durable record
- * of its usage and spending per model and day, against which its budget is checked.
+ * The per-key limiter: one sharded entity per key account on the worker role, the single
+ * authority for that key's requests and tokens per minute, concurrent requests, active tasks and
+ * budget, whichever api-node the calls arrive on. In memory (see docs/adr/0005 for what a
+ * fail-over forgets); what the key spent comes from its {@link AccountProtocol usage account}.
  */
 public interface LimiterProtocol {
   EntityTypeKey<Command> TYPE_KEY = EntityTypeKey.create(Command.class, "KeyLimiter");
@@ -27,12 +26,15 @@ public interface LimiterProtocol {
   }
 
   /**
-   * Admit one request costing {@code tokens} (an estimate, settled on {@link Release}) under
-   * {@code limits}, and hold a concurrency slot named {@code holdId} until released or until
-   * {@code holdUntil} (a lost release never leaks a slot for longer than the task could run).
+   * Admit one request for task {@code taskId} costing {@code tokens} (an estimate, settled on
+   * {@link Release}) under {@code limits}, and hold a concurrency slot named {@code holdId} until
+   * released or until {@code holdUntil} (a lost release never leaks a slot for longer than the task
+   * could run). A request for a task that already holds a slot (an idempotent repeat) is admitted
+   * without a hold of its own: {@link Granted#shared}.
    */
   record Acquire(
       String holdId,
+      String taskId,
       HoldKind kind,
       long tokens,
       KeyLimits limits,
@@ -47,27 +49,14 @@ public interface LimiterProtocol {
   record Release(String holdId, long actualTokens) implements Command {}
 
   /**
-   * Records a finished task's usage and cost once: a repeated record of the same task (a re-sent
-   * report after a fail-over) changes nothing. Answers when it is persisted.
+   * From the key's usage account: what the key spent per UTC day lately, after every recorded
+   * task and when the limiter asks on start. Budgets are checked against it.
    */
-  record RecordUsage(
-      String taskId, String model, Usage usage, long costMicros, Instant finishedAt, ActorRef<Done> replyTo)
-      implements Command {}
-
-  /** The key's usage on the UTC days {@code from} to {@code to}, both included. */
-  record GetUsage(LocalDate from, LocalDate to, Budget budget, ActorRef<UsageReport> replyTo) implements Command {}
-
-  /** One model's usage on one day. */
-  record UsageLine(
-      LocalDate day, String model, long requests, long promptTokens, long completionTokens, long costMicros)
-      implements CborSerializable {
-    public UsageLine plus(long prompt, long completion, long cost) {
-      return new UsageLine(day, model, requests + 1, promptTokens + prompt, completionTokens + completion, costMicros + cost);
+  record SpendChanged(Map<LocalDate, Long> costByDay) implements Command {
+    public SpendChanged {
+      costByDay = Map.copyOf(costByDay);
     }
   }
-
-  /** {@code spentMicros}: spent in the budget's current period (0 without a budget). */
-  record UsageReport(List<UsageLine> lines, long spentMicros, LocalDate periodStart) implements CborSerializable {}
 
   /** The key's standing after a decision, for OpenAI's {@code x-ratelimit-*} headers. */
   record Standing(
@@ -88,7 +77,8 @@ public interface LimiterProtocol {
     Standing standing();
   }
 
-  record Granted(Standing standing) implements Decision {}
+  /** {@code shared}: the task already held a slot; this request took none (nothing to release). */
+  record Granted(Standing standing, boolean shared) implements Decision {}
 
   /**
    * {@code retryAfterMillis}: when trying again can succeed (0 when it cannot tell); {@code quota}:

@@ -21,15 +21,17 @@ public interface TaskProtocol {
    * Start a task, or, when a task with this id exists, answer with it if the spec is the same
    * (idempotent retry) or reject with {@link ErrorCode#CONFLICT}. {@code subscriber} may be null;
    * when given it is subscribed before the first attempt starts, so a streaming client sees every
-   * delta. {@code keyId}, when not null, is the API key the task was submitted with: its limiter
-   * is told when the task ends (to free the key's slot and settle its tokens). {@code retention}
-   * says how long the finished task is kept; null (a sender of an older version) means {@link
-   * TaskRetention#STANDARD}.
+   * delta. {@code keyId}, when not null, is the usage account of the API key the task was
+   * submitted with (its usage is recorded there when the task ends), and {@code holdId} the hold
+   * its key's limiter gave this submit (freed when the task ends; null when none). {@code
+   * retention} says how long the finished task is kept; null (a sender of an older version) means
+   * {@link TaskRetention#STANDARD}.
    */
   record Submit(
       TaskSpec spec,
       String owner,
       String keyId,
+      String holdId,
       Instant deadline,
       TaskRetention retention,
       ActorRef<TaskUpdate> subscriber,
@@ -39,19 +41,10 @@ public interface TaskProtocol {
       retention = retention == null ? TaskRetention.STANDARD : retention;
     }
 
-    public Submit(
-        TaskSpec spec,
-        String owner,
-        String keyId,
-        Instant deadline,
-        ActorRef<TaskUpdate> subscriber,
-        ActorRef<TaskReply> replyTo) {
-      this(spec, owner, keyId, deadline, TaskRetention.STANDARD, subscriber, replyTo);
-    }
-
+    /** An anonymous caller's submit, kept for good. */
     public Submit(
         TaskSpec spec, String owner, Instant deadline, ActorRef<TaskUpdate> subscriber, ActorRef<TaskReply> replyTo) {
-      this(spec, owner, null, deadline, subscriber, replyTo);
+      this(spec, owner, null, null, deadline, TaskRetention.STANDARD, subscriber, replyTo);
     }
   }
 

@@ -10,7 +10,12 @@ import com.fasterxml.jackson.annotation.JsonTypeInfo;
   @JsonSubTypes.Type(value = TaskReply.Rejected.class, name = "rejected")
 })
 public sealed interface TaskReply extends CborSerializable {
-  record Ok(TaskView view) implements TaskReply {}
+  /** {@code created}: this command created the task (a Submit that was not a repeat). */
+  record Ok(TaskView view, boolean created) implements TaskReply {
+    public Ok(TaskView view) {
+      this(view, false);
+    }
+  }
 
   record Rejected(TaskError error) implements TaskReply {}
 }

@@ -125,7 +125,7 @@ class LocalClusterFailoverIT {
         Map<String, java.util.concurrent.CompletableFuture<JsonNode>> round = new HashMap<>();
         for (String id : prompts.keySet()) {
           if (!terminal.containsKey(id)) {
-            round.put(id, getLenient(apiPort, "/v1/tasks/" + id));
+            round.put(id, getLenient(apiPort, "/v1/tasks/" + id, key));
           }
         }
         for (Map.Entry<String, java.util.concurrent.CompletableFuture<JsonNode>> e : round.entrySet()) {
@@ -257,7 +257,7 @@ class LocalClusterFailoverIT {
     for (String id : ids) {
       JsonNode task = null;
       while (System.nanoTime() < deadline) {
-        task = getLenient(apiPort, "/v1/tasks/" + id).get(60, TimeUnit.SECONDS);
+        task = getLenient(apiPort, "/v1/tasks/" + id, null).get(60, TimeUnit.SECONDS);
         if (task != null && !task.path("status").asText().matches("queued|running|retry_scheduled")) {
           break;
         }
@@ -324,10 +324,17 @@ class LocalClusterFailoverIT {
     }
   }
 
-  /** The task JSON, or null while the api-node answers 503 (shards moving). */
-  private java.util.concurrent.CompletableFuture<JsonNode> getLenient(int port, String path) {
-    HttpRequest request =
-        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path)).timeout(Duration.ofSeconds(30)).GET().build();
+  /**
+   * The task JSON, or null while the api-node answers 503 (shards moving). {@code key}: the API key
+   * of the tenant owning the task, null for the anonymous caller.
+   */
+  private java.util.concurrent.CompletableFuture<JsonNode> getLenient(int port, String path, String key) {
+    HttpRequest.Builder builder =
+        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path)).timeout(Duration.ofSeconds(30)).GET();
+    if (key != null) {
+      builder.header("Authorization", "Bearer " + key);
+    }
+    HttpRequest request = builder.build();
     return http.sendAsync(request, HttpResponse.BodyHandlers.ofString())
         .thenApply(
             r -> {

@@ -2,6 +2,7 @@ package dev.mcpstack.worker;
 
 import com.typesafe.config.Config;
 import dev.mcpstack.worker.journal.Journal;
+import dev.mcpstack.worker.keys.KeyAccount;
 import dev.mcpstack.worker.keys.KeyLimiter;
 import dev.mcpstack.worker.keys.KeyRegistry;
 import dev.mcpstack.worker.keys.UsageReporter;
@@ -43,7 +44,12 @@ public final class WorkerNode {
     TaskEntity.init(system, taskSettings, client, new UsageReporter(system, config, Clock.systemUTC()));
     KeyRegistry.init(system, taskSettings.journalRestartMin(), taskSettings.journalRestartMax());
     KeyLimiter.init(
-        system, config.getDuration("mcp.worker.limiter.idle-stop"), config.getDuration("mcp.worker.usage.dedupe-window"));
+        system, config.getDuration("mcp.worker.limiter.idle-stop"), config.getDuration("mcp.worker.usage.report-timeout"));
+    KeyAccount.init(
+        system,
+        config.getDuration("mcp.worker.usage.dedupe-window"),
+        taskSettings.journalRestartMin(),
+        taskSettings.journalRestartMax());
     system.systemActorOf(WorkerInfo.create(client, config), "worker-info", Props.empty());
     if (config.getBoolean("mcp.worker.retention.enabled")) {
       system.systemActorOf(RetentionCleaner.periodic(config), "task-retention", Props.empty());

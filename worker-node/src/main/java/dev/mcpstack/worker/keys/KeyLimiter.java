@@ -1,18 +1,16 @@
 package dev.mcpstack.worker.keys;
 
+import dev.mcpstack.shared.AccountProtocol;
 import dev.mcpstack.shared.Budget;
-import dev.mcpstack.shared.CborSerializable;
 import dev.mcpstack.shared.KeyLimits;
 import dev.mcpstack.shared.LimiterProtocol;
 import dev.mcpstack.shared.LimiterProtocol.Acquire;
 import dev.mcpstack.shared.LimiterProtocol.Command;
 import dev.mcpstack.shared.LimiterProtocol.Decision;
-import dev.mcpstack.shared.LimiterProtocol.GetUsage;
 import dev.mcpstack.shared.LimiterProtocol.HoldKind;
-import dev.mcpstack.shared.LimiterProtocol.RecordUsage;
 import dev.mcpstack.shared.LimiterProtocol.Release;
+import dev.mcpstack.shared.LimiterProtocol.SpendChanged;
 import dev.mcpstack.shared.LimiterProtocol.Standing;
-import dev.mcpstack.shared.LimiterProtocol.UsageLine;
 import dev.mcpstack.shared.TaskProtocol;
 import dev.mcpstack.worker.metrics.WorkerMetrics;
 import java.time.Clock;
@@ -20,201 +18,184 @@ import java.time.Duration;
 import java.time.Instant;
 import java.time.LocalDate;
 import java.time.ZoneOffset;
-import java.util.Comparator;
 import java.util.HashMap;
-import java.util.LinkedHashMap;
-import java.util.List;
+import java.util.Locale;
 import java.util.Map;
-import org.apache.pekko.Done;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
-import org.apache.pekko.actor.typed.SupervisorStrategy;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.javadsl.StashBuffer;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.cluster.sharding.typed.ClusterShardingSettings;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.sharding.typed.javadsl.Entity;
-import org.apache.pekko.persistence.typed.PersistenceId;
-import org.apache.pekko.persistence.typed.javadsl.CommandHandlerWithReply;
-import org.apache.pekko.persistence.typed.javadsl.EventHandler;
-import org.apache.pekko.persistence.typed.javadsl.EventSourcedBehaviorWithEnforcedReplies;
-import org.apache.pekko.persistence.typed.javadsl.ReplyEffect;
-import org.apache.pekko.persistence.typed.javadsl.RetentionCriteria;
 
 /**
- * One API key's limits and usage, decided in one place for the whole cluster (a sharded entity
- * per key id).
+ * One API key's limits, decided in one place for the whole cluster (a sharded entity per key
+ * account): requests and tokens per rolling minute, concurrent requests, active tasks and the
+ * budget. Tokens are reserved on {@link Acquire} from the caller's estimate and settled on
+ * {@link Release} with the real usage.
  *
- * <p>Rates (requests and tokens per rolling minute) and holds (concurrent requests, active tasks)
- * live in memory: tokens are reserved on {@link Acquire} from the caller's estimate and settled on
- * {@link Release} with the real usage. A fail-over of this entity forgets the last minute and the
- * open holds (the bound is in docs/adr/0005), which keeps the per-request check off the journal.
- *
- * <p>Usage is durable: each finished task's {@link RecordUsage} is an event, recorded once per
- * task id (re-sent reports of the last {@code dedupe-window} are recognised), summed per model and
- * UTC day; the key's budget is checked against the current period's sum before work starts.
+ * <p>Everything here lives in memory, so no admission waits for the journal; a fail-over forgets
+ * the last minute and the open holds (the bound is in docs/adr/0005). What the key spent comes from
+ * its usage account: asked when the limiter starts, then pushed after every recorded task. Until the
+ * first answer, calls of a key with a budget wait (their callers time out with a 503 if the account
+ * stays unreachable); calls of keys without one never wait.
  */
-public final class KeyLimiter
-    extends EventSourcedBehaviorWithEnforcedReplies<Command, KeyLimiter.Event, KeyLimiter.Account> {
+public final class KeyLimiter extends AbstractBehavior<Command> {
   static final int SLOTS = 60;
   static final long SLOT_MILLIS = 1_000;
+  private static final int STASH = 1_000;
+  private static final String ASK_SPEND = "ask-spend";
 
-  // ---- events and state ----
-
-  public sealed interface Event extends CborSerializable permits UsageRecorded {}
-
-  public record UsageRecorded(
-      String taskId, String model, LocalDate day, long promptTokens, long completionTokens, long costMicros, Instant finishedAt)
-      implements Event {}
-
-  /**
-   * Usage per "day/model", and the tasks recorded lately (id → finished at) to recognise a
-   * repeated report; those older than the dedupe window behind the newest are dropped.
-   */
-  public record Account(Map<String, UsageLine> lines, Map<String, Instant> recent) implements CborSerializable {
-    public Account {
-      lines = Map.copyOf(lines);
-      recent = Map.copyOf(recent);
-    }
-
-    Account apply(UsageRecorded e, Duration dedupeWindow) {
-      Map<String, UsageLine> nextLines = new HashMap<>(lines);
-      nextLines.merge(
-          e.day() + "/" + e.model(),
-          new UsageLine(e.day(), e.model(), 1, e.promptTokens(), e.completionTokens(), e.costMicros()),
-          (old, add) -> old.plus(add.promptTokens(), add.completionTokens(), add.costMicros()));
-      Instant horizon = e.finishedAt().minus(dedupeWindow);
-      Map<String, Instant> nextRecent = new LinkedHashMap<>();
-      recent.forEach(
-          (id, at) -> {
-            if (at.isAfter(horizon)) {
-              nextRecent.put(id, at);
-            }
-          });
-      nextRecent.put(e.taskId(), e.finishedAt());
-      return new Account(nextLines, nextRecent);
-    }
-
-    long spentSince(LocalDate start) {
-      return lines.values().stream().filter(l -> !l.day().isBefore(start)).mapToLong(UsageLine::costMicros).sum();
-    }
-  }
-
-  // ---- private commands ----
+  private record Hold(String taskId, HoldKind kind, long epoch, long tokens, Instant until) {}
 
   private enum Idle implements Command {
     INSTANCE
   }
 
-  /** Where limiters and accounts live: worker nodes, like tasks; not remembered (nothing to resume). */
-  public static void init(ActorSystem<?> system, Duration idleStop, Duration dedupeWindow) {
-    ClusterSharding.get(system)
-        .init(
-            Entity.of(
-                    LimiterProtocol.TYPE_KEY,
-                    ctx -> create(ctx.getEntityId(), Clock.systemUTC(), idleStop, dedupeWindow, ctx.getShard()))
-                .withRole(TaskProtocol.WORKER_ROLE)
-                .withSettings(ClusterShardingSettings.create(system).withRememberEntities(false)));
+  private enum AskSpend implements Command {
+    INSTANCE
   }
 
-  /** @param shard where to ask for passivation when idle; null stops the actor itself */
+  /** Where limiters live: worker nodes, like tasks; not remembered (nothing to resume). */
+  public static void init(ActorSystem<?> system, Duration idleStop, Duration askTimeout) {
+    ClusterSharding sharding = ClusterSharding.get(system);
+    sharding.init(
+        Entity.of(
+                LimiterProtocol.TYPE_KEY,
+                ctx ->
+                    create(
+                        ctx.getEntityId(),
+                        Clock.systemUTC(),
+                        idleStop,
+                        askTimeout,
+                        self ->
+                            sharding
+                                .entityRefFor(AccountProtocol.TYPE_KEY, ctx.getEntityId())
+                                .tell(new AccountProtocol.ReportSpend(self)),
+                        ctx.getShard()))
+            .withRole(TaskProtocol.WORKER_ROLE)
+            .withSettings(ClusterShardingSettings.create(system).withRememberEntities(false)));
+  }
+
+  /**
+   * @param askSpend asks the key's account to send its spending to the given limiter
+   * @param shard where to ask for passivation when idle; null stops the actor itself
+   */
   public static Behavior<Command> create(
-      String keyId, Clock clock, Duration idleStop, Duration dedupeWindow, ActorRef<ClusterSharding.ShardCommand> shard) {
+      String account,
+      Clock clock,
+      Duration idleStop,
+      Duration askTimeout,
+      java.util.function.Consumer<ActorRef<Command>> askSpend,
+      ActorRef<ClusterSharding.ShardCommand> shard) {
     return Behaviors.setup(
-        ctx -> {
-          ctx.setReceiveTimeout(idleStop, Idle.INSTANCE);
-          return new KeyLimiter(keyId, ctx, clock, dedupeWindow, shard);
-        });
+        ctx ->
+            Behaviors.withStash(
+                STASH,
+                stash ->
+                    Behaviors.withTimers(
+                        timers -> {
+                          ctx.setReceiveTimeout(idleStop, Idle.INSTANCE);
+                          return new KeyLimiter(account, ctx, clock, askTimeout, askSpend, shard, stash, timers);
+                        })));
   }
 
-  private record Hold(HoldKind kind, long epoch, long tokens, Instant until) {}
-
-  private final String keyId;
-  private final ActorContext<Command> ctx;
+  private final String account;
   private final Clock clock;
-  private final Duration dedupeWindow;
+  private final Duration askTimeout;
+  private final java.util.function.Consumer<ActorRef<Command>> askSpend;
   private final ActorRef<ClusterSharding.ShardCommand> shard;
-  // in memory only (see the class comment)
+  private final StashBuffer<Command> stash;
+  private final TimerScheduler<Command> timers;
   private final SlidingWindow requests = new SlidingWindow(SLOTS, SLOT_MILLIS);
   private final SlidingWindow tokens = new SlidingWindow(SLOTS, SLOT_MILLIS);
   private final Map<String, Hold> holds = new HashMap<>();
+  /** Cost per UTC day from the account; null until it has answered. */
+  private Map<LocalDate, Long> spend;
   private Budget lastBudget;
 
   private KeyLimiter(
-      String keyId,
+      String account,
       ActorContext<Command> ctx,
       Clock clock,
-      Duration dedupeWindow,
-      ActorRef<ClusterSharding.ShardCommand> shard) {
-    super(
-        PersistenceId.of(LimiterProtocol.TYPE_KEY.name(), keyId),
-        SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(10), 0.2));
-    this.keyId = keyId;
-    this.ctx = ctx;
+      Duration askTimeout,
+      java.util.function.Consumer<ActorRef<Command>> askSpend,
+      ActorRef<ClusterSharding.ShardCommand> shard,
+      StashBuffer<Command> stash,
+      TimerScheduler<Command> timers) {
+    super(ctx);
+    this.account = account;
     this.clock = clock;
-    this.dedupeWindow = dedupeWindow;
+    this.askTimeout = askTimeout;
+    this.askSpend = askSpend;
     this.shard = shard;
+    this.stash = stash;
+    this.timers = timers;
+    askSpend.accept(ctx.getSelf());
+    timers.startSingleTimer(ASK_SPEND, AskSpend.INSTANCE, askTimeout);
   }
 
   @Override
-  public Account emptyState() {
-    return new Account(Map.of(), Map.of());
-  }
-
-  @Override
-  public RetentionCriteria retentionCriteria() {
-    return RetentionCriteria.snapshotEvery(100, 2);
-  }
-
-  @Override
-  public CommandHandlerWithReply<Command, Event, Account> commandHandler() {
-    return newCommandHandlerWithReplyBuilder()
-        .forAnyState()
-        .onCommand(Acquire.class, this::onAcquire)
-        .onCommand(Release.class, this::onRelease)
-        .onCommand(RecordUsage.class, this::onRecordUsage)
-        .onCommand(GetUsage.class, this::onGetUsage)
-        .onCommand(Idle.class, this::onIdle)
+  public Receive<Command> createReceive() {
+    return newReceiveBuilder()
+        .onMessage(Acquire.class, this::onAcquire)
+        .onMessage(Release.class, this::onRelease)
+        .onMessage(SpendChanged.class, this::onSpend)
+        .onMessageEquals(AskSpend.INSTANCE, this::onAskSpend)
+        .onMessageEquals(Idle.INSTANCE, this::onIdle)
         .build();
   }
 
-  private ReplyEffect<Event, Account> onAcquire(Account account, Acquire cmd) {
+  private Behavior<Command> onAcquire(Acquire cmd) {
+    KeyLimits limits = cmd.limits();
+    if (limits.budget() != null && spend == null) {
+      if (!stash.isFull()) {
+        stash.stash(cmd); // answered once the account has said what the key spent
+      }
+      return this;
+    }
     Instant now = clock.instant();
     long t = now.toEpochMilli();
     expireHolds(now);
-    KeyLimits limits = cmd.limits();
     lastBudget = limits.budget();
-    if (holds.containsKey(cmd.holdId())) {
-      // a retried ask for the same hold: already admitted, do not count it twice
-      return Effect().reply(cmd.replyTo(), new LimiterProtocol.Granted(standing(limits, t)));
+    if (holds.values().stream().anyMatch(h -> h.taskId().equals(cmd.taskId()))) {
+      // a repeat for a task that holds a slot (idempotent retry): it costs nothing new
+      cmd.replyTo().tell(new LimiterProtocol.Granted(standing(limits, t), true));
+      return this;
     }
-    Decision denied = check(account, cmd, limits, now);
+    Decision denied = check(cmd, limits, now);
     if (denied != null) {
-      return Effect().reply(cmd.replyTo(), denied);
+      cmd.replyTo().tell(denied);
+      return this;
     }
     long epoch = requests.add(t, 1);
     tokens.add(t, cmd.tokens());
-    holds.put(cmd.holdId(), new Hold(cmd.kind(), epoch, cmd.tokens(), cmd.holdUntil()));
-    return Effect().reply(cmd.replyTo(), new LimiterProtocol.Granted(standing(limits, t)));
+    holds.put(cmd.holdId(), new Hold(cmd.taskId(), cmd.kind(), epoch, cmd.tokens(), cmd.holdUntil()));
+    cmd.replyTo().tell(new LimiterProtocol.Granted(standing(limits, t), false));
+    return this;
   }
 
   /** The first limit the request would break, as a denial; null when it fits all of them. */
-  private Decision check(Account account, Acquire cmd, KeyLimits limits, Instant now) {
+  private Decision check(Acquire cmd, KeyLimits limits, Instant now) {
     long t = now.toEpochMilli();
     Budget budget = limits.budget();
     if (budget != null) {
-      LocalDate start = budget.periodStart(today(now));
-      long spent = account.spentSince(start);
+      long spent = AccountProtocol.spentSince(spend, budget.periodStart(today(now)));
       if (spent >= budget.amountMicros()) {
         return new LimiterProtocol.Denied(
             "You exceeded your current quota: this key spent "
                 + money(spent)
                 + " of its "
-                + budget.period().name().toLowerCase(java.util.Locale.ROOT)
-                + "ly budget of "
+                + (budget.period() == Budget.Period.DAY ? "daily" : "monthly")
+                + " budget of "
                 + money(budget.amountMicros())
-                + ". Ask your operator to raise it, or wait for the next period.",
+                + ". Ask your operator to raise it, or wait for the next period (UTC).",
             0,
             true,
             standing(limits, t));
@@ -235,7 +216,7 @@ public final class KeyLimiter
                 + cmd.tokens()
                 + " tokens, the limit is "
                 + limits.tokensPerMinute()
-                + " per minute. Lower max_tokens or the prompt's size.",
+                + " per minute. Shorten the prompt.",
             0,
             limits,
             t);
@@ -268,63 +249,45 @@ public final class KeyLimiter
     return holds.values().stream().filter(h -> h.kind() == kind).count();
   }
 
-  private ReplyEffect<Event, Account> onRelease(Account account, Release cmd) {
+  private Behavior<Command> onRelease(Release cmd) {
     Hold hold = holds.remove(cmd.holdId());
     if (hold != null && cmd.actualTokens() >= 0) {
       tokens.adjust(clock.millis(), hold.epoch(), cmd.actualTokens() - hold.tokens());
     }
-    return Effect().noReply();
+    return this;
   }
 
-  private ReplyEffect<Event, Account> onRecordUsage(Account account, RecordUsage cmd) {
-    if (account.recent().containsKey(cmd.taskId())) {
-      return Effect().reply(cmd.replyTo(), Done.getInstance());
-    }
-    UsageRecorded event =
-        new UsageRecorded(
-            cmd.taskId(),
-            cmd.model(),
-            today(cmd.finishedAt()),
-            cmd.usage().promptTokens(),
-            cmd.usage().completionTokens(),
-            cmd.costMicros(),
-            cmd.finishedAt());
-    return Effect()
-        .persist(event)
-        .thenRun(this::reportBudget)
-        .thenReply(cmd.replyTo(), a -> Done.getInstance());
-  }
-
-  private void reportBudget(Account account) {
+  private Behavior<Command> onSpend(SpendChanged cmd) {
+    spend = cmd.costByDay();
+    timers.cancel(ASK_SPEND);
     Budget budget = lastBudget;
     if (budget != null && budget.alertAt() > 0) {
-      long spent = account.spentSince(budget.periodStart(today(clock.instant())));
-      WorkerMetrics.budget(keyId, (double) spent / budget.amountMicros(), budget.alertAt());
+      long spent = AccountProtocol.spentSince(spend, budget.periodStart(today(clock.instant())));
+      WorkerMetrics.budget(account, (double) spent / budget.amountMicros(), budget.alertAt());
     }
+    return stash.unstashAll(this);
   }
 
-  private ReplyEffect<Event, Account> onGetUsage(Account account, GetUsage cmd) {
-    List<UsageLine> lines =
-        account.lines().values().stream()
-            .filter(l -> !l.day().isBefore(cmd.from()) && !l.day().isAfter(cmd.to()))
-            .sorted(Comparator.comparing(UsageLine::day).thenComparing(UsageLine::model))
-            .toList();
-    LocalDate start = cmd.budget() == null ? null : cmd.budget().periodStart(today(clock.instant()));
-    long spent = start == null ? 0 : account.spentSince(start);
-    return Effect().reply(cmd.replyTo(), new LimiterProtocol.UsageReport(lines, spent, start));
+  /** The account has not answered yet: ask again (it may be failing over). */
+  private Behavior<Command> onAskSpend() {
+    if (spend == null) {
+      askSpend.accept(getContext().getSelf());
+      timers.startSingleTimer(ASK_SPEND, AskSpend.INSTANCE, askTimeout);
+    }
+    return this;
   }
 
-  private ReplyEffect<Event, Account> onIdle(Account account, Idle cmd) {
+  private Behavior<Command> onIdle() {
     long t = clock.millis();
     expireHolds(clock.instant());
-    if (!holds.isEmpty() || !requests.isEmpty(t) || !tokens.isEmpty(t)) {
-      return Effect().noReply();
+    if (!holds.isEmpty() || !requests.isEmpty(t) || !tokens.isEmpty(t) || !stash.isEmpty()) {
+      return this;
     }
     if (shard == null) {
-      return Effect().stop().thenNoReply();
+      return Behaviors.stopped();
     }
-    shard.tell(new ClusterSharding.Passivate<>(ctx.getSelf()));
-    return Effect().noReply();
+    shard.tell(new ClusterSharding.Passivate<>(getContext().getSelf()));
+    return this;
   }
 
   private void expireHolds(Instant now) {
@@ -348,14 +311,6 @@ public final class KeyLimiter
   }
 
   private static String money(long micros) {
-    return String.format(java.util.Locale.ROOT, "%.2f", micros / 1_000_000.0);
-  }
-
-  @Override
-  public EventHandler<Account, Event> eventHandler() {
-    return newEventHandlerBuilder()
-        .forAnyState()
-        .onEvent(UsageRecorded.class, (account, e) -> account.apply(e, dedupeWindow))
-        .build();
+    return String.format(Locale.ROOT, "%.2f", micros / 1_000_000.0);
   }
 }

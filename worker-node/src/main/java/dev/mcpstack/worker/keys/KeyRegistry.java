@@ -48,7 +48,11 @@ public final class KeyRegistry
 
   public record KeyCreated(ApiKey key) implements Event {}
 
-  public record KeyUpdated(String id, String name, KeyLimits limits, List<String> models) implements Event {}
+  public record KeyUpdated(String id, String name, KeyLimits limits, List<String> models) implements Event {
+    public KeyUpdated {
+      models = models == null ? null : List.copyOf(models);
+    }
+  }
 
   public record KeyRevoked(String id, Instant at) implements Event {}
 
@@ -170,7 +174,8 @@ public final class KeyRegistry
           }
           Instant now = clock.instant();
           ApiKey replacement =
-              new ApiKey(cmd.newId(), k.tenant(), k.name(), cmd.newSha256(), k.limits(), k.models(), now, null, 0);
+              new ApiKey(
+                  cmd.newId(), k.tenant(), k.name(), cmd.newSha256(), k.limits(), k.models(), now, null, k.account(), 0);
           return Effect()
               .persist(List.of(new KeyRevoked(k.id(), now), new KeyCreated(replacement)))
               .thenReply(cmd.replyTo(), s -> new KeyProtocol.One(s.keys().get(cmd.newId())));

@@ -1,6 +1,7 @@
 package dev.mcpstack.worker.keys;
 
 import com.typesafe.config.Config;
+import dev.mcpstack.shared.AccountProtocol;
 import dev.mcpstack.shared.LimiterProtocol;
 import dev.mcpstack.shared.TaskStatus;
 import dev.mcpstack.shared.Usage;
@@ -16,8 +17,9 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
 import org.apache.pekko.pattern.Patterns;
 
 /**
- * What a task's end means for its key: the key's hold is freed (its tokens settled with the real
- * usage), and a succeeded task's usage and cost are recorded in the key's account, asked again a
+ * What a task's end means for its key: the hold its limiter gave it is freed (its tokens settled
+ * with the real usage), and a succeeded task's usage and cost are recorded in the key's usage
+ * account, asked again a
  * few times if the account does not answer. A finished task recovered within
  * {@code resend-window} of its end reports again (the account recognises a repeat), so a
  * fail-over between the task's end and the report loses nothing. Tokens and cost by model go to
@@ -58,17 +60,21 @@ public final class UsageReporter implements TaskEntity.FinishListener {
     if (state.keyId() == null || (recovered && state.updatedAt().plus(resendWindow).isBefore(clock.instant()))) {
       return;
     }
-    EntityRef<LimiterProtocol.Command> account = sharding.entityRefFor(LimiterProtocol.TYPE_KEY, state.keyId());
-    // a failed or cancelled task keeps its reserved estimate: what it used upstream is unknown
-    account.tell(new LimiterProtocol.Release(state.id(), succeeded ? usage.totalTokens() : -1));
+    if (state.holdId() != null) {
+      // a failed or cancelled task keeps its reserved estimate: what it used upstream is unknown
+      sharding
+          .entityRefFor(LimiterProtocol.TYPE_KEY, state.keyId())
+          .tell(new LimiterProtocol.Release(state.holdId(), succeeded ? usage.totalTokens() : -1));
+    }
     if (!succeeded) {
       return;
     }
+    EntityRef<AccountProtocol.Command> account = sharding.entityRefFor(AccountProtocol.TYPE_KEY, state.keyId());
     Patterns.retry(
             () ->
                 account.<Done>ask(
                     replyTo ->
-                        new LimiterProtocol.RecordUsage(state.id(), model, usage, cost, state.updatedAt(), replyTo),
+                        new AccountProtocol.RecordUsage(state.id(), model, usage, cost, state.updatedAt(), replyTo),
                     askTimeout),
             attempts,
             askTimeout,

@@ -97,11 +97,18 @@ public final class TaskEntity
           TaskCancelled {}
 
   /**
-   * {@code keyId}: the API key it was submitted with, null for anonymous callers. {@code
+   * {@code keyId}: the usage account of the API key it was submitted with, null for anonymous
+   * callers; {@code holdId}: the key limiter's hold to free when the task ends, null if none. {@code
    * retention}: null in events written before it existed, read as {@link TaskRetention#STANDARD}.
    */
   public record TaskSubmitted(
-      TaskSpec spec, String owner, String keyId, Instant deadline, Instant at, TaskRetention retention)
+      TaskSpec spec,
+      String owner,
+      String keyId,
+      String holdId,
+      Instant deadline,
+      Instant at,
+      TaskRetention retention)
       implements Event {
     public TaskSubmitted {
       retention = retention == null ? TaskRetention.STANDARD : retention;
@@ -160,7 +167,7 @@ public final class TaskEntity
     return create(taskId, settings, runner, clock, jitter, shard, (state, recovered) -> {});
   }
 
-  /** Told when a task has ended: its key's slot is freed and its usage recorded there. */
+  /** Told when a task has ended: its key's hold is freed and its usage recorded. */
   @FunctionalInterface
   public interface FinishListener {
     /**
@@ -321,7 +328,7 @@ public final class TaskEntity
         .persist(
             List.of(
                 new TaskSubmitted(
-                    cmd.spec(), cmd.owner(), cmd.keyId(), deadline, now, cmd.retention()),
+                    cmd.spec(), cmd.owner(), cmd.keyId(), cmd.holdId(), deadline, now, cmd.retention()),
                 new AttemptStarted(1, now)))
         .thenRun(
             s -> {
@@ -329,7 +336,7 @@ public final class TaskEntity
               launch(s);
               publish(s);
             })
-        .thenReply(cmd.replyTo(), s -> new TaskReply.Ok(s.toView()));
+        .thenReply(cmd.replyTo(), s -> new TaskReply.Ok(s.toView(), true));
   }
 
   private Instant effectiveDeadline(Instant requested, Instant now) {
@@ -353,7 +360,10 @@ public final class TaskEntity
     if (cmd.subscriber() != null) {
       addSubscriber(state, cmd.subscriber());
     }
-    return Effect().reply(cmd.replyTo(), new TaskReply.Ok(state.toView()));
+    // the same submit asked again (its answer was lost) created this task: tell it so, so that its
+    // sender does not give back the hold the task will free
+    boolean sameSubmit = cmd.holdId() != null && cmd.holdId().equals(state.holdId());
+    return Effect().reply(cmd.replyTo(), new TaskReply.Ok(state.toView(), sameSubmit));
   }
 
   private ReplyEffect<Event, TaskState> onGet(TaskState state, Get cmd) {

@@ -24,6 +24,7 @@ public record TaskState(
     TaskSpec spec,
     String owner,
     String keyId,
+    String holdId,
     TaskStatus status,
     int attempts,
     Instant createdAt,
@@ -35,7 +36,7 @@ public record TaskState(
     implements CborSerializable {
 
   public static TaskState blank(String id) {
-    return new TaskState(id, null, null, null, null, 0, null, null, null, null, null, null);
+    return new TaskState(id, null, null, null, null, null, 0, null, null, null, null, null, null);
   }
 
   @JsonIgnore
@@ -75,38 +76,38 @@ public record TaskState(
 
   TaskState submitted(TaskSubmitted e) {
     return new TaskState(
-        id, e.spec(), e.owner(), e.keyId(), TaskStatus.QUEUED, 0, e.at(), e.at(), e.deadline(), null, null,
+        id, e.spec(), e.owner(), e.keyId(), e.holdId(), TaskStatus.QUEUED, 0, e.at(), e.at(), e.deadline(), null, null,
         null);
   }
 
   TaskState attemptStarted(AttemptStarted e) {
     return new TaskState(
-        id, spec, owner, keyId, TaskStatus.RUNNING, e.attempt(), createdAt, e.at(), deadline, null, null,
+        id, spec, owner, keyId, holdId, TaskStatus.RUNNING, e.attempt(), createdAt, e.at(), deadline, null, null,
         error);
   }
 
   TaskState attemptFailed(AttemptFailed e) {
     TaskStatus next = e.nextAttemptAt() == null ? status : TaskStatus.RETRY_SCHEDULED;
     return new TaskState(
-        id, spec, owner, keyId, next, attempts, createdAt, e.at(), deadline, e.nextAttemptAt(), null,
+        id, spec, owner, keyId, holdId, next, attempts, createdAt, e.at(), deadline, e.nextAttemptAt(), null,
         e.error());
   }
 
   TaskState succeeded(TaskSucceeded e) {
     return new TaskState(
-        id, spec, owner, keyId, TaskStatus.SUCCEEDED, attempts, createdAt, e.at(), deadline, null,
+        id, spec, owner, keyId, holdId, TaskStatus.SUCCEEDED, attempts, createdAt, e.at(), deadline, null,
         e.result(), null);
   }
 
   TaskState failed(TaskFailed e) {
     return new TaskState(
-        id, spec, owner, keyId, TaskStatus.FAILED, attempts, createdAt, e.at(), deadline, null, null,
+        id, spec, owner, keyId, holdId, TaskStatus.FAILED, attempts, createdAt, e.at(), deadline, null, null,
         e.error());
   }
 
   TaskState cancelled(TaskCancelled e) {
     return new TaskState(
-        id, spec, owner, keyId, TaskStatus.CANCELLED, attempts, createdAt, e.at(), deadline, null, null,
+        id, spec, owner, keyId, holdId, TaskStatus.CANCELLED, attempts, createdAt, e.at(), deadline, null, null,
         error);
   }
 }

@@ -1,6 +1,7 @@
 package dev.mcpstack.worker.keys;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -16,9 +17,7 @@ import java.time.Instant;
 import java.time.LocalDate;
 import java.util.UUID;
 import dev.mcpstack.shared.Budget;
-import dev.mcpstack.shared.Usage;
-import org.apache.pekko.Done;
-import org.apache.pekko.persistence.testkit.javadsl.EventSourcedBehaviorTestKit;
+import java.util.Map;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -30,21 +29,37 @@ import org.junit.jupiter.api.TestInstance;
 /** The per-key limiter's decisions, on a clock moved by hand. */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class KeyLimiterTest {
-  private final ActorTestKit testKit = ActorTestKit.create(EventSourcedBehaviorTestKit.config());
+  private final ActorTestKit testKit = ActorTestKit.create();
   private MutableClock clock;
   private ActorRef<LimiterProtocol.Command> limiter;
   private TestProbe<Decision> replies;
   private String keyId;
 
-  private ActorRef<LimiterProtocol.Command> spawn() {
-    return testKit.spawn(KeyLimiter.create(keyId, clock, Duration.ofMinutes(5), Duration.ofHours(1), null));
+  private TestProbe<ActorRef<LimiterProtocol.Command>> spendAsks;
+
+  /** A limiter whose account answers at once that nothing was spent ({@code answering}) or never. */
+  private ActorRef<LimiterProtocol.Command> spawn(boolean answering) {
+    return testKit.spawn(
+        KeyLimiter.create(
+            keyId,
+            clock,
+            Duration.ofMinutes(5),
+            Duration.ofMillis(300),
+            self -> {
+              spendAsks.ref().tell(self);
+              if (answering) {
+                self.tell(new LimiterProtocol.SpendChanged(Map.of()));
+              }
+            },
+            null));
   }
 
   @BeforeEach
   void setUp() {
     clock = new MutableClock(Instant.parse("2026-01-01T00:00:00.250Z"));
     keyId = "key-" + UUID.randomUUID();
-    limiter = spawn();
+    spendAsks = testKit.createTestProbe();
+    limiter = spawn(true);
     replies = testKit.createTestProbe();
   }
 
@@ -54,7 +69,7 @@ class KeyLimiterTest {
   }
 
   private Decision acquire(String hold, HoldKind kind, long tokens, KeyLimits limits) {
-    limiter.tell(new Acquire(hold, kind, tokens, limits, clock.instant().plusSeconds(600), replies.ref()));
+    limiter.tell(new Acquire(hold + "/h", hold, kind, tokens, limits, clock.instant().plusSeconds(600), replies.ref()));
     return replies.receiveMessage();
   }
 
@@ -65,7 +80,7 @@ class KeyLimiterTest {
       Decision d = acquire("r" + i, HoldKind.REQUEST, 1, limits);
       assertInstanceOf(LimiterProtocol.Granted.class, d);
       assertEquals(2 - i, d.standing().remainingRequests());
-      limiter.tell(new Release("r" + i, 1));
+      limiter.tell(new Release("r" + i + "/h", 1));
     }
     clock.advance(Duration.ofSeconds(10));
     LimiterProtocol.Denied denied = assertInstanceOf(LimiterProtocol.Denied.class, acquire("r3", HoldKind.REQUEST, 1, limits));
@@ -83,7 +98,7 @@ class KeyLimiterTest {
     KeyLimits limits = new KeyLimits(0, 1000, 0, 0);
     assertInstanceOf(LimiterProtocol.Granted.class, acquire("a", HoldKind.REQUEST, 800, limits));
     assertInstanceOf(LimiterProtocol.Denied.class, acquire("b", HoldKind.REQUEST, 300, limits));
-    limiter.tell(new Release("a", 100)); // it used 100 of the 800 reserved
+    limiter.tell(new Release("a/h", 100)); // it used 100 of the 800 reserved
     Decision d = acquire("c", HoldKind.REQUEST, 300, limits);
     assertInstanceOf(LimiterProtocol.Granted.class, d);
     assertEquals(600, d.standing().remainingTokens());
@@ -107,76 +122,68 @@ class KeyLimiterTest {
     assertInstanceOf(LimiterProtocol.Granted.class, acquire("t1", HoldKind.TASK, 1, limits));
     LimiterProtocol.Denied task = assertInstanceOf(LimiterProtocol.Denied.class, acquire("t2", HoldKind.TASK, 1, limits));
     assertTrue(task.reason().contains("active tasks"), task.reason());
-    limiter.tell(new Release("r1", -1));
+    limiter.tell(new Release("r1/h", -1));
     assertInstanceOf(LimiterProtocol.Granted.class, acquire("r3", HoldKind.REQUEST, 1, limits));
   }
 
   @Test
-  void aRepeatedAcquireOfTheSameHoldCountsOnce() {
+  void aRepeatForATaskThatHoldsASlotSharesItAndItsReleaseFreesTheSlot() {
     KeyLimits limits = new KeyLimits(2, 0, 1, 0);
-    assertInstanceOf(LimiterProtocol.Granted.class, acquire("same", HoldKind.REQUEST, 1, limits));
-    Decision again = acquire("same", HoldKind.REQUEST, 1, limits);
-    assertInstanceOf(LimiterProtocol.Granted.class, again);
+    LimiterProtocol.Granted first = assertInstanceOf(LimiterProtocol.Granted.class, acquire("same", HoldKind.REQUEST, 1, limits));
+    assertFalse(first.shared());
+    // another request for the same task (an idempotent retry, or a conflicting body) takes nothing
+    limiter.tell(new Acquire("same/other", "same", HoldKind.REQUEST, 1, limits, clock.instant().plusSeconds(600), replies.ref()));
+    LimiterProtocol.Granted again = assertInstanceOf(LimiterProtocol.Granted.class, replies.receiveMessage());
+    assertTrue(again.shared());
     assertEquals(1, again.standing().remainingRequests());
+    // so its sender has nothing to give back, and a release of its own id changes nothing
+    limiter.tell(new Release("same/other", 0));
+    assertInstanceOf(LimiterProtocol.Denied.class, acquire("next", HoldKind.REQUEST, 1, limits));
+    limiter.tell(new Release("same/h", 1));
+    assertInstanceOf(LimiterProtocol.Granted.class, acquire("next", HoldKind.REQUEST, 1, limits));
   }
 
   @Test
   void aHoldWhoseReleaseWasLostExpiresAtItsDeadline() {
     KeyLimits limits = new KeyLimits(0, 0, 1, 0);
-    limiter.tell(new Acquire("lost", HoldKind.REQUEST, 1, limits, clock.instant().plusSeconds(30), replies.ref()));
+    limiter.tell(new Acquire("lost/h", "lost", HoldKind.REQUEST, 1, limits, clock.instant().plusSeconds(30), replies.ref()));
     assertInstanceOf(LimiterProtocol.Granted.class, replies.receiveMessage());
     assertInstanceOf(LimiterProtocol.Denied.class, acquire("next", HoldKind.REQUEST, 1, limits));
     clock.advance(Duration.ofSeconds(31));
     assertInstanceOf(LimiterProtocol.Granted.class, acquire("next", HoldKind.REQUEST, 1, limits));
   }
 
-  private void record(String taskId, long prompt, long completion, long cost) {
-    TestProbe<Done> done = testKit.createTestProbe();
-    limiter.tell(new LimiterProtocol.RecordUsage(taskId, "m", new Usage(prompt, completion, prompt + completion), cost, clock.instant(), done.ref()));
-    done.receiveMessage();
-  }
-
-  private LimiterProtocol.UsageReport usage(Budget budget) {
-    TestProbe<LimiterProtocol.UsageReport> probe = testKit.createTestProbe();
-    LocalDate today = LocalDate.of(2026, 1, 1);
-    limiter.tell(new LimiterProtocol.GetUsage(today.minusDays(30), today, budget, probe.ref()));
-    return probe.receiveMessage();
-  }
-
   @Test
-  void recordsEachTasksUsageOnceAndKeepsItAcrossARestart() {
-    record("task-a", 10, 20, 300);
-    record("task-b", 1, 2, 30);
-    record("task-a", 10, 20, 300); // a re-sent report of the same task
-    LimiterProtocol.UsageReport report = usage(null);
-    assertEquals(1, report.lines().size());
-    LimiterProtocol.UsageLine line = report.lines().get(0);
-    assertEquals(2, line.requests());
-    assertEquals(11, line.promptTokens());
-    assertEquals(22, line.completionTokens());
-    assertEquals(330, line.costMicros());
-
-    testKit.stop(limiter);
-    limiter = spawn();
-    record("task-a", 10, 20, 300); // still recognised after recovery
-    assertEquals(2, usage(null).lines().get(0).requests());
-  }
-
-  @Test
-  void refusesWithInsufficientQuotaOnceTheBudgetIsSpent() {
+  void refusesWithInsufficientQuotaOnceTheAccountSaysTheBudgetIsSpent() {
     Budget budget = new Budget(1_000, Budget.Period.MONTH, 0.5);
     KeyLimits limits = new KeyLimits(0, 0, 0, 0, budget);
-    assertInstanceOf(LimiterProtocol.Granted.class, acquire("before", HoldKind.REQUEST, 1, limits));
-    record("task-1", 100, 100, 600);
+    LocalDate today = LocalDate.of(2026, 1, 1);
+    limiter.tell(new LimiterProtocol.SpendChanged(Map.of(today, 600L, today.minusMonths(1), 5_000L)));
     assertInstanceOf(LimiterProtocol.Granted.class, acquire("under", HoldKind.REQUEST, 1, limits));
-    record("task-2", 100, 100, 400);
+    limiter.tell(new LimiterProtocol.SpendChanged(Map.of(today, 1_000L)));
     LimiterProtocol.Denied denied = assertInstanceOf(LimiterProtocol.Denied.class, acquire("over", HoldKind.REQUEST, 1, limits));
     assertTrue(denied.quota());
     assertTrue(denied.reason().contains("quota"), denied.reason());
-    assertEquals(1_000, usage(budget).spentMicros());
     // a bigger budget admits again at once
     assertInstanceOf(
         LimiterProtocol.Granted.class,
         acquire("raised", HoldKind.REQUEST, 1, limits.withBudget(new Budget(2_000, Budget.Period.MONTH, 0))));
+  }
+
+  @Test
+  void aBudgetedCallWaitsUntilTheAccountHasAnsweredAndAsksAgainMeanwhile() {
+    KeyLimits limits = new KeyLimits(0, 0, 0, 0, new Budget(1_000, Budget.Period.DAY, 0));
+    spendAsks = testKit.createTestProbe();
+    ActorRef<LimiterProtocol.Command> fresh = spawn(false);
+    assertEquals(fresh, spendAsks.receiveMessage(), "asked on start");
+    // the account is away: the call waits, the limiter asks again
+    fresh.tell(new Acquire("waiting/h", "waiting", HoldKind.REQUEST, 1, limits, clock.instant().plusSeconds(600), replies.ref()));
+    replies.expectNoMessage(Duration.ofMillis(100));
+    assertEquals(fresh, spendAsks.receiveMessage(Duration.ofSeconds(5)));
+    // keys without a budget never wait
+    fresh.tell(new Acquire("free/h", "free", HoldKind.REQUEST, 1, new KeyLimits(5, 0, 0, 0), clock.instant().plusSeconds(600), replies.ref()));
+    assertInstanceOf(LimiterProtocol.Granted.class, replies.receiveMessage());
+    fresh.tell(new LimiterProtocol.SpendChanged(Map.of()));
+    assertInstanceOf(LimiterProtocol.Granted.class, replies.receiveMessage());
   }
 }

@@ -8,7 +8,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mcpstack.shared.ApiKey;
 import dev.mcpstack.shared.Budget;
-import dev.mcpstack.worker.keys.KeyLimiter;
+import dev.mcpstack.worker.keys.KeyAccount;
+import dev.mcpstack.shared.AccountProtocol;
 import java.time.LocalDate;
 import dev.mcpstack.shared.ErrorCode;
 import dev.mcpstack.shared.KeyLimits;
@@ -75,18 +76,19 @@ class SerializationTest {
     TestProbe<KeyProtocol.Reply> keyReplies = testKit.createTestProbe();
     TestProbe<LimiterProtocol.Decision> decisions = testKit.createTestProbe();
     TestProbe<org.apache.pekko.Done> done = testKit.createTestProbe();
-    TestProbe<LimiterProtocol.UsageReport> usage = testKit.createTestProbe();
-    LimiterProtocol.UsageLine line = new LimiterProtocol.UsageLine(LocalDate.of(2026, 11, 28), "m", 3, 10, 20, 42);
+    TestProbe<LimiterProtocol.Command> limiterRefs = testKit.createTestProbe();
+    TestProbe<AccountProtocol.UsageReport> usage = testKit.createTestProbe();
+    AccountProtocol.UsageLine line = new AccountProtocol.UsageLine(LocalDate.of(2026, 11, 28), "m", 3, 10, 20, 42);
     KeyLimits limits = new KeyLimits(60, 10_000, 4, 10);
     ApiKey key = new ApiKey("k1", "acme", "ci", "ab".repeat(32), limits, List.of("m"), t, null, 3);
     LimiterProtocol.Standing standing = new LimiterProtocol.Standing(60, 59, 1000, 10_000, 9_000, 6000);
     TaskState state =
-        new TaskState("task-1", spec, "alice", "k1", TaskStatus.SUCCEEDED, 3, t, t, t, null, result, null);
+        new TaskState("task-1", spec, "alice", "k1", "hold-1", TaskStatus.SUCCEEDED, 3, t, t, t, null, result, null);
     return Stream.of(
         new TaskProtocol.Submit(spec, "alice", t, updates.ref(), replies.ref()),
         new TaskProtocol.Submit(spec, "alice", null, null, replies.ref()),
-        new TaskProtocol.Submit(spec, "alice", "k1", t, null, replies.ref()),
-        new TaskProtocol.Submit(spec, "alice", "k1", t, TaskRetention.TRANSIENT, updates.ref(), replies.ref()),
+        new TaskProtocol.Submit(spec, "alice", "k1", "hold-1", t, null, null, replies.ref()),
+        new TaskProtocol.Submit(spec, "alice", "k1", null, t, TaskRetention.TRANSIENT, updates.ref(), replies.ref()),
         key,
         new KeyProtocol.Create(key, keyReplies.ref()),
         new KeyProtocol.Update("k1", "renamed", limits, List.of("m"), keyReplies.ref()),
@@ -102,31 +104,36 @@ class SerializationTest {
         new KeyRegistry.KeyUpdated("k1", null, limits, null),
         new KeyRegistry.KeyRevoked("k1", t),
         new KeyRegistry.State(java.util.Map.of("k1", key), 4),
-        new LimiterProtocol.Acquire("task-1", LimiterProtocol.HoldKind.REQUEST, 120, limits, t, decisions.ref()),
-        new LimiterProtocol.Acquire("task-2", LimiterProtocol.HoldKind.TASK, 0, KeyLimits.UNLIMITED, null, decisions.ref()),
+        new LimiterProtocol.Acquire("task-1/h1", "task-1", LimiterProtocol.HoldKind.REQUEST, 120, limits, t, decisions.ref()),
+        new LimiterProtocol.Acquire("task-2/h2", "task-2", LimiterProtocol.HoldKind.TASK, 0, KeyLimits.UNLIMITED, null, decisions.ref()),
         new LimiterProtocol.Release("task-1", 42),
-        new LimiterProtocol.Granted(standing),
+        new LimiterProtocol.Granted(standing, false),
+        new LimiterProtocol.Granted(standing, true),
         new LimiterProtocol.Denied("too many", 1500, false, standing),
         new LimiterProtocol.Denied("spent", 0, true, standing),
         new KeyLimits(1, 2, 3, 4, new Budget(5_000_000, Budget.Period.MONTH, 0.8)),
-        new LimiterProtocol.RecordUsage("task-1", "m", new Usage(1, 2, 3), 42, t, done.ref()),
-        new LimiterProtocol.GetUsage(LocalDate.of(2026, 11, 1), LocalDate.of(2026, 11, 28), new Budget(1, Budget.Period.DAY, 0), usage.ref()),
-        new LimiterProtocol.GetUsage(LocalDate.of(2026, 11, 1), LocalDate.of(2026, 11, 28), null, usage.ref()),
-        new LimiterProtocol.UsageReport(List.of(line), 42, LocalDate.of(2026, 11, 1)),
-        new LimiterProtocol.UsageReport(List.of(), 0, null),
-        new KeyLimiter.UsageRecorded("task-1", "m", LocalDate.of(2026, 11, 28), 1, 2, 42, t),
-        new KeyLimiter.Account(java.util.Map.of("2026-11-28/m", line), java.util.Map.of("task-1", t)),
+        new AccountProtocol.RecordUsage("task-1", "m", new Usage(1, 2, 3), 42, t, done.ref()),
+        new AccountProtocol.GetUsage(LocalDate.of(2026, 11, 1), LocalDate.of(2026, 11, 28), new Budget(1, Budget.Period.DAY, 0), usage.ref()),
+        new AccountProtocol.GetUsage(LocalDate.of(2026, 11, 1), LocalDate.of(2026, 11, 28), null, usage.ref()),
+        new AccountProtocol.UsageReport(List.of(line), 42, LocalDate.of(2026, 11, 1)),
+        new AccountProtocol.UsageReport(List.of(), 0, null),
+        new AccountProtocol.ReportSpend(limiterRefs.ref()),
+        new LimiterProtocol.SpendChanged(java.util.Map.of(LocalDate.of(2026, 11, 28), 42L)),
+        new ApiKey("k2", "acme", "rotated", "cd".repeat(32), limits, List.of(), t, null, "k1", 7),
+        new KeyAccount.UsageRecorded("task-1", "m", LocalDate.of(2026, 11, 28), 1, 2, 42, t),
+        new KeyAccount.State(java.util.Map.of("2026-11-28/m", line), java.util.Map.of("task-1", t)),
         new TaskProtocol.Get("alice", replies.ref()),
         new TaskProtocol.Cancel("alice", replies.ref()),
         new TaskProtocol.Inspect(replies.ref()),
         new TaskProtocol.Subscribe("alice", updates.ref(), replies.ref()),
         new TaskReply.Ok(view),
+        new TaskReply.Ok(view, true),
         new TaskReply.Rejected(error),
         new TaskUpdate.StatusChanged(view),
         new TaskUpdate.ContentDelta("task-1", 1, "Hel", null),
         new TaskUpdate.ContentDelta("task-1", 1, "lo", "stop"),
-        new TaskEntity.TaskSubmitted(spec, "alice", "k1", t, t, TaskRetention.STANDARD),
-        new TaskEntity.TaskSubmitted(spec, "alice", null, t, t, TaskRetention.TRANSIENT),
+        new TaskEntity.TaskSubmitted(spec, "alice", "k1", "hold-1", t, t, TaskRetention.STANDARD),
+        new TaskEntity.TaskSubmitted(spec, "alice", null, null, t, t, TaskRetention.TRANSIENT),
         new TaskEntity.AttemptStarted(1, t),
         new TaskEntity.AttemptFailed(1, error, true, t, t),
         new TaskEntity.AttemptFailed(2, error, false, null, t),
@@ -173,8 +180,8 @@ class SerializationTest {
     TestProbe<TaskReply> replies = testKit.createTestProbe();
     for (Object message :
         List.of(
-            new TaskEntity.TaskSubmitted(spec, "alice", null, t, t, TaskRetention.TRANSIENT),
-            new TaskProtocol.Submit(spec, "alice", null, t, TaskRetention.TRANSIENT, null, replies.ref()))) {
+            new TaskEntity.TaskSubmitted(spec, "alice", null, null, t, t, TaskRetention.TRANSIENT),
+            new TaskProtocol.Submit(spec, "alice", null, null, t, TaskRetention.TRANSIENT, null, replies.ref()))) {
       assertEquals(TaskRetention.TRANSIENT, retentionOf(message));
       assertEquals(TaskRetention.STANDARD, retentionOf(withoutField(message, "retention")));
     }

@@ -149,7 +149,7 @@ class TaskEntityTest {
     var submitted =
         other.<TaskReply>runCommand(
             replyTo ->
-                new Submit(chat(false), "alice", null, null, TaskRetention.TRANSIENT, updates.ref(), replyTo));
+                new Submit(chat(false), "alice", null, null, null, TaskRetention.TRANSIENT, updates.ref(), replyTo));
     assertEquals(TaskRetention.TRANSIENT, ((TaskSubmitted) submitted.events().get(0)).retention());
   }
 
