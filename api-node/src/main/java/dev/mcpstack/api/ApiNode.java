@@ -1,6 +1,7 @@
 package dev.mcpstack.api;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mcpstack.shared.AccountProtocol;
 import dev.mcpstack.shared.KeyProtocol;
 import dev.mcpstack.shared.LimiterProtocol;
 import dev.mcpstack.shared.TaskProtocol;
@@ -21,8 +22,8 @@ import org.apache.pekko.serialization.jackson.JacksonObjectMapperProvider;
 
 /**
  * The api role on one node: the OpenAI-compatible HTTP API on {@code mcp.api.host:port}. On a node
- * without the worker role it starts sharding of tasks, the key registry and the key limiters as
- * proxies (on a node with both roles the worker, started first, already did). The binding is registered with CoordinatedShutdown: on
+ * without the worker role it starts sharding of tasks, the key registry, the key limiters and the
+ * usage accounts as proxies (on a node with both roles the worker, started first, already did). The binding is registered with CoordinatedShutdown: on
  * SIGTERM the port is unbound first and in-flight requests get {@code mcp.api.shutdown-deadline}.
  */
 public final class ApiNode {
@@ -43,6 +44,7 @@ public final class ApiNode {
       proxy(system, TaskProtocol.TYPE_KEY);
       proxy(system, KeyProtocol.TYPE_KEY);
       proxy(system, LimiterProtocol.TYPE_KEY);
+      proxy(system, AccountProtocol.TYPE_KEY);
     }
     KeyStore keys = KeyStore.start(system, config.getConfig("mcp.api"));
     Authenticator authenticator = new Authenticator(keys, settings.keysRequired());

@@ -116,6 +116,14 @@ class ClusterLimitsTest {
     long ok = count(responses, 200);
     System.out.printf("rpm 60, 200 requests over 2 api-nodes: %d succeeded%n", ok);
     assertTrue(ok >= 60 && ok <= 61, ok + " succeeded");
+    // the api-only node reads the key's usage account too: every succeeded call once
+    b.eventually(
+        WAIT,
+        () -> {
+          HttpResponse<String> usage = b.get("/v1/usage", bearer(secret));
+          assertEquals(200, usage.statusCode(), usage.body());
+          assertEquals(ok, json(usage).path("total").path("requests").asLong(), usage.body());
+        });
   }
 
   @Test
