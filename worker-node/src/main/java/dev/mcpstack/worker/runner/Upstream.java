@@ -61,10 +61,13 @@ public final class Upstream {
                     .withIdleTimeout(
                         settings.requestTimeout().plus(settings.firstTokenTimeout()).plusSeconds(5)));
     this.breakerRef = new java.util.concurrent.atomic.AtomicReference<>(newBreaker());
-    Duration interval = Duration.ofNanos((long) (1_000_000_000L / settings.requestsPerSecond()));
+    Source<Job<?>, BoundedSourceQueue<Job<?>>> jobs = Source.queue(settings.queueSize());
+    if (settings.requestsPerSecond() > 0) {
+      Duration interval = Duration.ofNanos((long) (1_000_000_000L / settings.requestsPerSecond()));
+      jobs = jobs.throttle(1, interval, Math.max(1, settings.burst()), ThrottleMode.shaping());
+    }
     this.queue =
-        Source.<Job<?>>queue(settings.queueSize())
-            .throttle(1, interval, Math.max(1, settings.burst()), ThrottleMode.shaping())
+        jobs
             .mapAsyncUnordered(settings.maxConcurrency(), Job::run)
             .to(Sink.ignore())
             .run(system);

@@ -30,7 +30,7 @@ public record UpstreamSettings(
     Duration breakerResetTimeout) {
 
   public UpstreamSettings {
-    require(requestsPerSecond > 0, name, "requests-per-second must be > 0");
+    require(requestsPerSecond >= 0, name, "requests-per-second must be >= 0 (0: no rate limit)");
     require(burst >= 1, name, "burst must be >= 1");
     require(maxConcurrency >= 1, name, "max-concurrency must be >= 1");
     require(queueSize >= 1, name, "queue-size must be >= 1");

@@ -3,6 +3,7 @@ package dev.mcpstack.worker.runner;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -292,6 +293,32 @@ class ModelRunnerClientTest {
     long floorMillis = (long) ((n - burst) / rate * 1000);
     // the shaper spaces calls evenly; allow 10% for the clock granularity of the two sides
     assertTrue(spanMillis >= floorMillis * 0.9, "span " + spanMillis + " ms < " + floorMillis + " ms");
+  }
+
+  @Test
+  void withoutARateOnlyTheConcurrencyCapHoldsCallsBack() throws Exception {
+    primary.setDefaults(Faults.none().withLatency(Duration.ofSeconds(2)));
+    UpstreamSettings unthrottled =
+        build(
+            new Up("p", primary.baseUrl() + "/v1"),
+            u -> {
+              u.rate = 0;
+              u.burst = 1;
+              u.maxConcurrency = 8;
+            });
+    ModelRunnerClient client = client(unthrottled);
+    List<CompletableFuture<TaskResult>> calls = new ArrayList<>();
+    for (int i = 0; i < 8; i++) {
+      calls.add(client.start("t", chat("x", false), 1, (c, f) -> {}).result().toCompletableFuture());
+    }
+    for (CompletableFuture<TaskResult> call : calls) {
+      call.get(20, TimeUnit.SECONDS);
+    }
+    // rate 0 is no throttle (not a division by zero): all 8 ran at once, up to the cap
+    assertEquals(8, primary.stats().maxInFlight());
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> build(new Up("p", primary.baseUrl() + "/v1"), u -> u.rate = -1));
   }
 
   @Test
