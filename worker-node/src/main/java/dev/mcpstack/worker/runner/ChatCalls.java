@@ -306,7 +306,7 @@ final class ChatCalls {
     private String role;
     /** Text fields of the deltas (content, refusal, reasoning_content, ...), concatenated, in order. */
     private final Map<String, StringBuilder> text = new LinkedHashMap<>();
-    private final Map<Integer, ToolCallSoFar> toolCalls = new TreeMap<>();
+    private final TreeMap<Integer, ToolCallSoFar> toolCalls = new TreeMap<>();
     private ObjectNode functionCall;
     private ObjectNode logprobs;
     private String finishReason;
@@ -321,11 +321,8 @@ final class ChatCalls {
             role = value.asText();
           }
         } else if (name.equals("tool_calls")) {
-          int position = 0;
           for (JsonNode call : value) {
-            int index = call.path("index").asInt(toolCalls.size() + position);
-            toolCalls.computeIfAbsent(index, i -> new ToolCallSoFar()).add(call);
-            position++;
+            toolCalls.computeIfAbsent(toolCallIndex(call), i -> new ToolCallSoFar()).add(call);
           }
         } else if (name.equals("function_call") && value.isObject()) {
           if (functionCall == null) {
@@ -358,11 +355,25 @@ final class ChatCalls {
       }
     }
 
+    /**
+     * The call a tool call delta belongs to: its {@code index}; without one (some runners send each
+     * call whole), a delta with an id starts a new call and one without continues the last.
+     */
+    private int toolCallIndex(JsonNode call) {
+      if (call.path("index").canConvertToInt()) {
+        return call.path("index").asInt();
+      }
+      if (call.path("id").isTextual() || toolCalls.isEmpty()) {
+        return toolCalls.isEmpty() ? 0 : toolCalls.lastKey() + 1;
+      }
+      return toolCalls.lastKey();
+    }
+
     ObjectNode toChoice(int index) {
       ObjectNode choice = ModelRunnerClient.JSON.createObjectNode().put("index", index);
       ObjectNode message = choice.putObject("message").put("role", role == null ? "assistant" : role);
       StringBuilder content = text.get("content");
-      if (content == null && (!toolCalls.isEmpty() || functionCall != null)) {
+      if ((content == null || content.length() == 0) && (!toolCalls.isEmpty() || functionCall != null)) {
         message.putNull("content"); // as OpenAI answers a call without text
       } else {
         message.put("content", content == null ? "" : content.toString());

@@ -221,6 +221,72 @@ class ModelRunnerClientTest {
     assertEquals("tool_calls", TaskUpdate.ContentDelta.finishReasonOf(relayed.get(relayed.size() - 1)));
   }
 
+  /** What a richer runner streams: reasoning, logprobs, a call without text, two choices, a role-only chunk. */
+  private static final String RICH_STREAM =
+      """
+      data: {"id":"r1","created":1,"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}
+
+      data: {"id":"r1","choices":[{"index":0,"delta":{"reasoning_content":"think "}},{"index":1,"delta":{"content":"B"}}]}
+
+      data: {"id":"r1","choices":[{"index":0,"delta":{"reasoning_content":"hard","content":"","tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"f","arguments":"{\\"a\\""}}]},"logprobs":{"content":[{"token":"t1","logprob":-1.0}]}}]}
+
+      data: {"id":"r1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":":1}"}}]},"logprobs":{"content":[{"token":"t2","logprob":-2.0}]}}]}
+
+      data: {"id":"r1","choices":[{"index":0,"delta":{"tool_calls":[{"id":"c2","type":"function","function":{"name":"g","arguments":"{}"}}]}}]}
+
+      data: {"id":"r1","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"},{"index":1,"delta":{"refusal":"no"},"finish_reason":"stop"}]}
+
+      data: {"id":"r1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}
+
+      data: [DONE]
+
+      """;
+
+  @Test
+  void everythingARunnerStreamsIsRelayedAndAccumulated() throws Exception {
+    org.apache.pekko.http.javadsl.ServerBinding runner =
+        await(
+            org.apache.pekko.http.javadsl.Http.get(testKit.system())
+                .newServerAt("127.0.0.1", 0)
+                .bindSync(
+                    request -> {
+                      request.discardEntityBytes(testKit.system());
+                      return org.apache.pekko.http.javadsl.model.HttpResponse.create()
+                          .withEntity(
+                              org.apache.pekko.http.javadsl.model.HttpEntities.create(
+                                  org.apache.pekko.http.javadsl.model.MediaTypes.TEXT_EVENT_STREAM.toContentType(),
+                                  RICH_STREAM));
+                    }));
+    try {
+      List<JsonNode> relayed = new java.util.concurrent.CopyOnWriteArrayList<>();
+      String url = "http://127.0.0.1:" + runner.localAddress().getPort() + "/v1";
+      TaskResult result =
+          await(client(upstream("rich", url)).start("t", chat("x", true), 1, relayed::add).result());
+
+      List<String> chunks = RICH_STREAM.lines().filter(l -> l.startsWith("data: {")).toList();
+      assertEquals(5, relayed.size(), "all but the role-only and the usage chunks");
+      for (int i = 0; i < relayed.size(); i++) {
+        assertEquals(JSON.readTree(chunks.get(i + 1).substring(6)).get("choices"), relayed.get(i), "as sent");
+      }
+
+      JsonNode expected =
+          JSON.readTree(
+              """
+              [{"index":0,"message":{"role":"assistant","content":null,"reasoning_content":"think hard",
+                 "tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\\"a\\":1}"}},
+                               {"id":"c2","type":"function","function":{"name":"g","arguments":"{}"}}]},
+                "logprobs":{"content":[{"token":"t1","logprob":-1.0},{"token":"t2","logprob":-2.0}]},
+                "finish_reason":"tool_calls"},
+               {"index":1,"message":{"role":"assistant","content":"B","refusal":"no"},"logprobs":null,
+                "finish_reason":"stop"}]""");
+      assertEquals(expected, result.body().get("choices"));
+      assertEquals("r1", result.body().get("id").asText());
+      assertEquals(7L, result.usage().totalTokens());
+    } finally {
+      await(runner.unbind());
+    }
+  }
+
   @Test
   void aStreamDroppedMidwayIsAnErrorNotAShortSuccess() throws Exception {
     primary.setDefaults(Faults.none().withDropAfterChunks(2));
