@@ -2,6 +2,7 @@ package dev.mcpstack.api;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mcpstack.shared.ErrorCode;
 import dev.mcpstack.shared.TaskError;
@@ -9,13 +10,19 @@ import dev.mcpstack.shared.TaskStatus;
 import dev.mcpstack.shared.TaskUpdate;
 import dev.mcpstack.shared.TaskView;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import org.apache.pekko.util.ByteString;
 
 /**
  * Turns one streamed chat task's updates into OpenAI {@code chat.completion.chunk} events: a role
- * chunk, a chunk per content delta ({@code finish_reason} on the last), an optional usage chunk,
- * then {@code [DONE]}; or an error event when the task fails. Not thread-safe: one per stream.
+ * chunk, a chunk per runner chunk relayed by the worker (its {@code choices} as the runner sent
+ * them: content, tool calls, refusal, reasoning fields, logprobs, finish reasons, every choice
+ * index), an optional usage chunk, then {@code [DONE]}; or an error event when the task fails. The
+ * chunk's {@code id}, {@code object}, {@code created} and {@code model} are the stack's own. Not
+ * thread-safe: one per stream.
  */
 final class ChatStream {
   private final HttpSupport http;
@@ -25,9 +32,11 @@ final class ChatStream {
   private final String model;
   private final boolean includeUsage;
   private final String requestId;
-  private boolean contentSent;
-  private boolean finishSent;
-  private volatile boolean finished;
+  /** Whether any delta reached the client (a repeat of a finished task has none to relay). */
+  private boolean deltaSent;
+  /** Choice indices whose finish_reason the client has seen: later deltas for them are dropped. */
+  private final Set<Integer> finishedChoices = new HashSet<>();
+  private volatile boolean over;
 
   ChatStream(HttpSupport http, String id, long created, String model, boolean includeUsage, String requestId) {
     this.http = http;
@@ -41,25 +50,25 @@ final class ChatStream {
 
   /** True once the stream has said its last word ([DONE] or an error event). */
   boolean finished() {
-    return finished;
+    return over;
   }
 
   ByteString roleChunk() {
-    ObjectNode delta = json.createObjectNode().put("role", "assistant").put("content", "");
-    return chunk(delta, null);
+    ArrayNode choices = json.createArrayNode();
+    ObjectNode choice = choices.addObject().put("index", 0);
+    choice.putObject("delta").put("role", "assistant").put("content", "");
+    choice.putNull("logprobs");
+    choice.putNull("finish_reason");
+    return chunk(choices);
   }
 
   List<ByteString> render(TaskUpdate update) {
     List<ByteString> out = new ArrayList<>(3);
     if (update instanceof TaskUpdate.ContentDelta d) {
-      if (finishSent) {
-        return out;
-      }
-      String content = d.content() == null ? "" : d.content();
-      if (!content.isEmpty() || d.finishReason() != null) {
-        out.add(chunk(json.createObjectNode().put("content", content), d.finishReason()));
-        contentSent |= !content.isEmpty();
-        finishSent = d.finishReason() != null;
+      ArrayNode choices = relayable(d.choices() != null ? d.choices() : textChoices(d));
+      if (!choices.isEmpty()) {
+        out.add(chunk(choices));
+        deltaSent = true;
       }
     } else if (update instanceof TaskUpdate.StatusChanged sc && sc.view().status().isTerminal()) {
       terminal(sc.view(), out);
@@ -74,16 +83,32 @@ final class ChatStream {
       return;
     }
     JsonNode body = view.result() == null ? json.nullNode() : view.result().body();
-    JsonNode choice = body.path("choices").path(0);
-    if (!contentSent) {
-      // A finished task seen again (idempotent repeat): its deltas are gone, the text is not.
-      String text = choice.path("message").path("content").asText("");
-      if (!text.isEmpty()) {
-        out.add(chunk(json.createObjectNode().put("content", text), null));
+    JsonNode resultChoices = body.path("choices");
+    if (!deltaSent) {
+      // A finished task seen again (idempotent repeat): its deltas are gone, the message is not.
+      ArrayNode replay = json.createArrayNode();
+      for (JsonNode choice : resultChoices) {
+        ObjectNode delta = deltaOf(choice.path("message"));
+        if (!delta.isEmpty()) {
+          replay.addObject().put("index", choice.path("index").asInt(0)).set("delta", delta);
+        }
+      }
+      if (!replay.isEmpty()) {
+        out.add(chunk(relayable(replay)));
       }
     }
-    if (!finishSent) {
-      out.add(chunk(json.createObjectNode(), choice.path("finish_reason").asText("stop")));
+    ArrayNode finishes = json.createArrayNode();
+    if (resultChoices.isEmpty()) {
+      finishes.addObject().put("index", 0).put("finish_reason", "stop");
+    }
+    for (JsonNode choice : resultChoices) {
+      finishes.addObject()
+          .put("index", choice.path("index").asInt(0))
+          .put("finish_reason", choice.path("finish_reason").asText("stop"));
+    }
+    ArrayNode unfinished = relayable(finishes);
+    if (!unfinished.isEmpty()) {
+      out.add(chunk(unfinished));
     }
     if (includeUsage) {
       ObjectNode usage = json.createObjectNode();
@@ -99,12 +124,79 @@ final class ChatStream {
       out.add(Sse.data(http.errors.text(n)));
     }
     out.add(Sse.DONE);
-    finished = true;
+    over = true;
+  }
+
+  /**
+   * The choices of a runner chunk the client has not seen finish, each copied whole with the
+   * fields OpenAI clients expect filled in ({@code index}, {@code delta}, {@code logprobs}, {@code
+   * finish_reason}, null when absent); records the finish reasons.
+   */
+  private ArrayNode relayable(JsonNode choices) {
+    ArrayNode out = json.createArrayNode();
+    for (JsonNode choice : choices) {
+      if (!choice.isObject()) {
+        continue;
+      }
+      int index = choice.path("index").asInt(0);
+      if (finishedChoices.contains(index)) {
+        continue;
+      }
+      ObjectNode copy = json.createObjectNode().put("index", index);
+      copy.setAll((ObjectNode) choice);
+      if (!copy.path("delta").isObject()) {
+        copy.putObject("delta");
+      }
+      if (!copy.has("logprobs")) {
+        copy.putNull("logprobs");
+      }
+      if (copy.path("finish_reason").isTextual()) {
+        finishedChoices.add(index);
+      } else {
+        copy.putNull("finish_reason");
+      }
+      out.add(copy);
+    }
+    return out;
+  }
+
+  /** A delta from a node that predates relayed choices: its text and finish reason. */
+  private ArrayNode textChoices(TaskUpdate.ContentDelta d) {
+    ArrayNode choices = json.createArrayNode();
+    String content = d.content() == null ? "" : d.content();
+    if (!content.isEmpty() || d.finishReason() != null) {
+      ObjectNode choice = choices.addObject().put("index", 0);
+      choice.putObject("delta").put("content", content);
+      choice.put("finish_reason", d.finishReason());
+    }
+    return choices;
+  }
+
+  /** A finished message as one delta: its non-empty text fields and its tool calls, indexed. */
+  private ObjectNode deltaOf(JsonNode message) {
+    ObjectNode delta = json.createObjectNode();
+    for (Map.Entry<String, JsonNode> field : message.properties()) {
+      String name = field.getKey();
+      JsonNode value = field.getValue();
+      if (name.equals("tool_calls") && value.isArray() && !value.isEmpty()) {
+        ArrayNode calls = delta.putArray("tool_calls");
+        for (int i = 0; i < value.size(); i++) {
+          ObjectNode call = json.createObjectNode().put("index", i);
+          call.setAll((ObjectNode) value.get(i));
+          calls.add(call);
+        }
+      } else if (!name.equals("role") && value.isTextual() && !value.asText().isEmpty()) {
+        delta.set(name, value);
+      } else if (name.equals("function_call") && value.isObject()) {
+        delta.set(name, value);
+      }
+    }
+    return delta;
   }
 
   /** The last event of a stream that broke: an OpenAI error object. */
   ByteString error(ErrorCode code, String message) {
-    finished = true;
+    over = true;
     return Sse.data(http.errors.text(http.errors.body(code, message, null, requestId)));
   }
 
@@ -113,17 +205,9 @@ final class ChatStream {
     return error(error.code(), error.getMessage());
   }
 
-  private ByteString chunk(ObjectNode delta, String finishReason) {
+  private ByteString chunk(ArrayNode choices) {
     ObjectNode n = base();
-    ObjectNode choice = n.putArray("choices").addObject();
-    choice.put("index", 0);
-    choice.set("delta", delta);
-    choice.putNull("logprobs");
-    if (finishReason == null) {
-      choice.putNull("finish_reason");
-    } else {
-      choice.put("finish_reason", finishReason);
-    }
+    n.set("choices", choices);
     return Sse.data(http.errors.text(n));
   }
 

@@ -18,6 +18,8 @@ final class HeaderKnobs {
   static final String RETRY_AFTER = "X-Sim-Retry-After";
   static final String HANG = "X-Sim-Hang";
   static final String DROP_AFTER_CHUNKS = "X-Sim-Drop-After-Chunks";
+  /** Not a fault: how many tool calls to answer with when the request offers tools. */
+  static final String TOOL_CALLS = "X-Sim-Tool-Calls";
 
   private HeaderKnobs() {}
 
@@ -45,6 +47,19 @@ final class HeaderKnobs {
     if ((v = header(request, HANG)) != null) f = f.withHang(parseBoolean(HANG, v));
     if ((v = header(request, DROP_AFTER_CHUNKS)) != null) f = f.withDropAfterChunks(parseInt(DROP_AFTER_CHUNKS, v));
     return f;
+  }
+
+  /**
+   * The {@code X-Sim-Tool-Calls} count, or null when absent.
+   *
+   * @throws IllegalArgumentException when it is not an integer in 0..64
+   */
+  static Integer toolCalls(HttpRequest request) {
+    String v = header(request, TOOL_CALLS);
+    if (v == null) return null;
+    int n = parseInt(TOOL_CALLS, v);
+    if (n < 0 || n > 64) throw new IllegalArgumentException("invalid " + TOOL_CALLS + " header: " + v);
+    return n;
   }
 
   private static String header(HttpRequest request, String name) {

@@ -173,8 +173,10 @@ final class SimulatorRoutes {
 
   private CompletionStage<HttpResponse> chat(SimulatorState.Call call, HttpRequest request, String body) {
     Faults f;
+    Integer requestedToolCalls;
     try {
       f = HeaderKnobs.effective(state.defaults(), request);
+      requestedToolCalls = HeaderKnobs.toolCalls(request);
     } catch (IllegalArgumentException e) {
       return CompletableFuture.completedFuture(OpenAiJson.invalidRequest(e.getMessage(), null));
     }
@@ -195,13 +197,12 @@ final class SimulatorRoutes {
       return after(f.latency(), () -> response);
     }
     ChatRequest c = chat;
-    List<String> words = c.replyWords();
-    int emitted = c.maxTokens() == null ? words.size() : Math.min(words.size(), c.maxTokens());
-    String finishReason = emitted < words.size() ? "length" : "stop";
+    int toolCallCount = c.toolCallCount(requestedToolCalls);
     String id = "chatcmpl-sim-" + completionIds.incrementAndGet();
     long created = Instant.now().getEpochSecond();
+    Answer answer = toolCallCount > 0 ? Answer.toolCalls(c, toolCallCount) : Answer.text(c);
     if (c.stream()) {
-      Source<ByteString, NotUsed> events = chatStream(call, f, c, id, created, words, emitted, finishReason);
+      Source<ByteString, NotUsed> events = chatStream(call, f, c, id, created, answer);
       ContentType sse = MediaTypes.TEXT_EVENT_STREAM.toContentType();
       // A drop is a close-delimited response whose connection the server closes after N chunks: the
       // client deterministically reads those chunks, then EOF without [DONE]. (Failing a chunked
@@ -215,33 +216,147 @@ final class SimulatorRoutes {
           .withEntity(entity));
     }
     Duration generation = f.tokensPerSecond() > 0
-        ? Duration.ofNanos(Math.round(emitted * 1_000_000_000d / f.tokensPerSecond()))
+        ? Duration.ofNanos(Math.round(answer.tokens() * 1_000_000_000d / f.tokensPerSecond()))
         : Duration.ZERO;
     Duration delay = f.latency().plus(f.timeToFirstToken()).plus(generation);
     return after(delay, () -> {
       ObjectNode root = completionHeader(id, "chat.completion", created, c.model());
       ObjectNode choice = root.putArray("choices").addObject();
       choice.put("index", 0);
-      ObjectNode message = choice.putObject("message");
-      message.put("role", "assistant");
-      message.put("content", String.join(" ", words.subList(0, emitted)));
-      choice.put("finish_reason", finishReason);
-      root.set("usage", usage(c.promptTokens(), emitted));
+      choice.set("message", answer.message());
+      choice.put("finish_reason", answer.finishReason());
+      root.set("usage", usage(c.promptTokens(), answer.tokens()));
       return OpenAiJson.json(200, root);
     });
   }
 
+  /** One tool call of an answer: its id, function name and arguments cut into stream fragments. */
+  record ToolCall(String id, String name, List<String> argumentFragments) {
+    String arguments() {
+      return String.join("", argumentFragments);
+    }
+  }
+
+  /**
+   * A deterministic answer: either text (one token per word, {@code max_tokens} truncates) or tool
+   * calls (one token per arguments fragment, never truncated).
+   */
+  record Answer(List<String> words, int emitted, List<ToolCall> toolCalls) {
+
+    static Answer text(ChatRequest c) {
+      List<String> words = c.replyWords();
+      int emitted = c.maxTokens() == null ? words.size() : Math.min(words.size(), c.maxTokens());
+      return new Answer(words, emitted, List.of());
+    }
+
+    static Answer toolCalls(ChatRequest c, int count) {
+      List<ToolCall> calls = new ArrayList<>(count);
+      for (int i = 0; i < count; i++) {
+        ObjectNode args = OpenAiJson.MAPPER.createObjectNode();
+        args.put("query", c.lastUserContent());
+        args.put("call", i);
+        String name = c.toolNames().get(i % c.toolNames().size());
+        calls.add(new ToolCall("call_" + i, name, fragments(OpenAiJson.write(args), TOOL_ARGUMENT_FRAGMENT)));
+      }
+      return new Answer(List.of(), 0, List.copyOf(calls));
+    }
+
+    boolean isToolCalls() {
+      return !toolCalls.isEmpty();
+    }
+
+    String finishReason() {
+      if (isToolCalls()) return "tool_calls";
+      return emitted < words.size() ? "length" : "stop";
+    }
+
+    int tokens() {
+      if (!isToolCalls()) return emitted;
+      int n = 0;
+      for (ToolCall t : toolCalls) n += t.argumentFragments().size();
+      return n;
+    }
+
+    ObjectNode message() {
+      ObjectNode message = OpenAiJson.MAPPER.createObjectNode();
+      message.put("role", "assistant");
+      if (!isToolCalls()) {
+        message.put("content", String.join(" ", words.subList(0, emitted)));
+        return message;
+      }
+      message.putNull("content");
+      ArrayNode calls = message.putArray("tool_calls");
+      for (ToolCall t : toolCalls) {
+        ObjectNode call = calls.addObject();
+        call.put("id", t.id());
+        call.put("type", "function");
+        call.putObject("function").put("name", t.name()).put("arguments", t.arguments());
+      }
+      return message;
+    }
+
+    /** The stream's chunks after the role chunk; the finish reason goes on the last. */
+    List<ObjectNode> streamDeltas() {
+      List<ObjectNode> deltas = new ArrayList<>();
+      if (!isToolCalls()) {
+        for (int i = 0; i < emitted; i++) {
+          boolean last = i == emitted - 1;
+          deltas.add(delta(null, last ? words.get(i) : words.get(i) + " "));
+        }
+        return deltas;
+      }
+      // As OpenAI streams them: the first delta of a call names it (index, id, type, name, empty
+      // arguments); later deltas carry only the index and a fragment of the arguments.
+      for (int index = 0; index < toolCalls.size(); index++) {
+        ToolCall t = toolCalls.get(index);
+        ObjectNode head = OpenAiJson.MAPPER.createObjectNode();
+        ObjectNode call = head.putArray("tool_calls").addObject();
+        call.put("index", index);
+        call.put("id", t.id());
+        call.put("type", "function");
+        call.putObject("function").put("name", t.name()).put("arguments", "");
+        deltas.add(head);
+        for (String fragment : t.argumentFragments()) {
+          ObjectNode piece = OpenAiJson.MAPPER.createObjectNode();
+          piece.putArray("tool_calls").addObject().put("index", index)
+              .putObject("function").put("arguments", fragment);
+          deltas.add(piece);
+        }
+      }
+      deltas.add(OpenAiJson.MAPPER.createObjectNode()); // the finish chunk: an empty delta
+      return deltas;
+    }
+  }
+
+  /** Characters (code points) per streamed fragment of a tool call's arguments. */
+  static final int TOOL_ARGUMENT_FRAGMENT = 8;
+
+  static List<String> fragments(String text, int size) {
+    List<String> out = new ArrayList<>();
+    int start = 0;
+    while (start < text.length()) {
+      int end = start;
+      for (int n = 0; n < size && end < text.length(); n++) end = text.offsetByCodePoints(end, 1);
+      out.add(text.substring(start, end));
+      start = end;
+    }
+    return out;
+  }
+
   private Source<ByteString, NotUsed> chatStream(SimulatorState.Call call, Faults f, ChatRequest c, String id,
-      long created, List<String> words, int emitted, String finishReason) {
-    Source<ByteString, NotUsed> first = Source.single(sse(chunk(id, created, c.model(), delta("assistant", ""), null)));
+      long created, Answer answer) {
+    ObjectNode roleDelta = answer.isToolCalls()
+        ? OpenAiJson.MAPPER.createObjectNode().put("role", "assistant").putNull("content")
+        : delta("assistant", "");
+    Source<ByteString, NotUsed> first = Source.single(sse(chunk(id, created, c.model(), roleDelta, null)));
     if (!f.timeToFirstToken().isZero()) first = first.initialDelay(f.timeToFirstToken());
 
-    int contentChunks = f.dropAfterChunks() >= 0 ? Math.min(f.dropAfterChunks(), emitted) : emitted;
-    List<ByteString> tokens = new ArrayList<>(contentChunks);
-    for (int i = 0; i < contentChunks; i++) {
-      boolean last = i == emitted - 1;
-      String token = last ? words.get(i) : words.get(i) + " ";
-      tokens.add(sse(chunk(id, created, c.model(), delta(null, token), last ? finishReason : null)));
+    List<ObjectNode> deltas = answer.streamDeltas();
+    int sent = f.dropAfterChunks() >= 0 ? Math.min(f.dropAfterChunks(), deltas.size()) : deltas.size();
+    List<ByteString> tokens = new ArrayList<>(sent);
+    for (int i = 0; i < sent; i++) {
+      boolean last = i == deltas.size() - 1;
+      tokens.add(sse(chunk(id, created, c.model(), deltas.get(i), last ? answer.finishReason() : null)));
     }
     Source<ByteString, NotUsed> content = Source.from(tokens);
     if (f.tokensPerSecond() > 0) {
@@ -260,7 +375,7 @@ final class SimulatorRoutes {
       if (c.includeUsage()) {
         ObjectNode root = completionHeader(id, "chat.completion.chunk", created, c.model());
         root.putArray("choices");
-        root.set("usage", usage(c.promptTokens(), emitted));
+        root.set("usage", usage(c.promptTokens(), answer.tokens()));
         usage = Source.single(sse(root));
       }
       // ends the accounting before [DONE] reaches the wire, so a client that saw [DONE] sees inFlight drop
@@ -325,8 +440,13 @@ final class SimulatorRoutes {
     }
   }
 
+  /**
+   * @param toolNames the functions the answer may call: every offered function tool, only the one
+   *     {@code tool_choice} names, none when {@code tool_choice} is "none"
+   * @param parallelToolCalls false when the request sets {@code parallel_tool_calls: false}
+   */
   record ChatRequest(String model, List<String> contents, String lastUserContent, Integer maxTokens,
-      boolean stream, boolean includeUsage) {
+      boolean stream, boolean includeUsage, List<String> toolNames, boolean parallelToolCalls) {
 
     static ChatRequest parse(String body) {
       JsonNode root = readObject(body);
@@ -353,7 +473,41 @@ final class SimulatorRoutes {
       }
       boolean stream = root.path("stream").asBoolean(false);
       boolean includeUsage = root.path("stream_options").path("include_usage").asBoolean(false);
-      return new ChatRequest(model, List.copyOf(contents), lastUser, maxTokens, stream, includeUsage);
+      List<String> toolNames = toolNames(root);
+      boolean parallel = root.path("parallel_tool_calls").asBoolean(true);
+      return new ChatRequest(model, List.copyOf(contents), lastUser, maxTokens, stream, includeUsage,
+          toolNames, parallel);
+    }
+
+    private static List<String> toolNames(JsonNode root) {
+      JsonNode tools = root.get("tools");
+      if (tools == null || tools.isNull()) return List.of();
+      if (!tools.isArray()) throw new ParamException("'tools' must be an array", "tools");
+      List<String> names = new ArrayList<>();
+      for (JsonNode tool : tools) {
+        String name = tool.path("function").path("name").asText("");
+        if ("function".equals(tool.path("type").asText("function")) && !name.isEmpty()) names.add(name);
+      }
+      JsonNode choice = root.path("tool_choice");
+      if (choice.isTextual() && choice.asText().equals("none")) return List.of();
+      if (choice.isObject()) {
+        String forced = choice.path("function").path("name").asText("");
+        if (!names.contains(forced))
+          throw new ParamException("'tool_choice' names a function that is not in 'tools': " + forced, "tool_choice");
+        return List.of(forced);
+      }
+      return List.copyOf(names);
+    }
+
+    /**
+     * How many tool calls the answer makes: none without callable tools; else the {@code
+     * X-Sim-Tool-Calls} header's count (null = absent), by default one per callable tool, one
+     * when {@code parallel_tool_calls} is false.
+     */
+    int toolCallCount(Integer requested) {
+      if (toolNames.isEmpty()) return 0;
+      if (requested != null) return requested;
+      return parallelToolCalls ? toolNames.size() : 1;
     }
 
     private static String contentText(JsonNode content) {

@@ -194,6 +194,116 @@ class ModelRunnerSimulatorTest {
     assertEquals(4, data.size()); // role chunk, 2 content chunks, [DONE]
   }
 
+  private static final String TOOLS = """
+      ,"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}},\
+      {"type":"function","function":{"name":"get_time","parameters":{"type":"object"}}}]""";
+
+  @Test
+  void toolsOfferedAreCalledInParallelWithDeterministicIdsAndArguments() throws Exception {
+    JsonNode body = json(post("/v1/chat/completions", chatBody("weather in \\\"Oslo\\\"", TOOLS)));
+    JsonNode choice = body.get("choices").get(0);
+    assertEquals("tool_calls", choice.get("finish_reason").asText());
+    assertTrue(choice.get("message").get("content").isNull());
+    JsonNode calls = choice.get("message").get("tool_calls");
+    assertEquals(2, calls.size());
+    for (int i = 0; i < 2; i++) {
+      assertEquals("call_" + i, calls.get(i).get("id").asText());
+      assertEquals("function", calls.get(i).get("type").asText());
+      JsonNode args = JSON.readTree(calls.get(i).get("function").get("arguments").asText());
+      assertEquals("weather in \"Oslo\"", args.get("query").asText());
+      assertEquals(i, args.get("call").asInt());
+    }
+    assertEquals("get_weather", calls.get(0).get("function").get("name").asText());
+    assertEquals("get_time", calls.get(1).get("function").get("name").asText());
+    assertTrue(body.get("usage").get("completion_tokens").asInt() > 2);
+
+    // the header sets the count (cycling through the tools); 0 answers with text
+    JsonNode three = json(post("/v1/chat/completions", chatBody("x", TOOLS), "X-Sim-Tool-Calls", "3"));
+    JsonNode threeCalls = three.get("choices").get(0).get("message").get("tool_calls");
+    assertEquals(3, threeCalls.size());
+    assertEquals("get_weather", threeCalls.get(2).get("function").get("name").asText());
+    JsonNode text = json(post("/v1/chat/completions", chatBody("x", TOOLS), "X-Sim-Tool-Calls", "0"));
+    assertEquals("Simulated reply to: x", text.get("choices").get(0).get("message").get("content").asText());
+    assertEquals(400, post("/v1/chat/completions", chatBody("x", TOOLS), "X-Sim-Tool-Calls", "many").statusCode());
+
+    // tool_choice and parallel_tool_calls
+    JsonNode none = json(post("/v1/chat/completions", chatBody("x", TOOLS + ",\"tool_choice\":\"none\"")));
+    assertEquals("stop", none.get("choices").get(0).get("finish_reason").asText());
+    JsonNode forced = json(post("/v1/chat/completions", chatBody("x",
+        TOOLS + ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"get_time\"}}")));
+    JsonNode forcedCalls = forced.get("choices").get(0).get("message").get("tool_calls");
+    assertEquals(1, forcedCalls.size());
+    assertEquals("get_time", forcedCalls.get(0).get("function").get("name").asText());
+    JsonNode single = json(post("/v1/chat/completions", chatBody("x", TOOLS + ",\"parallel_tool_calls\":false")));
+    assertEquals(1, single.get("choices").get(0).get("message").get("tool_calls").size());
+  }
+
+  @Test
+  void streamedToolCallsComeAsOpenAiDoesAndReassembleToTheNonStreamedAnswer() throws Exception {
+    String extra = TOOLS + ",\"stream\":true,\"stream_options\":{\"include_usage\":true}";
+    StreamResult result = readStream("/v1/chat/completions", chatBody("weather in Oslo", extra));
+    assertNull(result.error());
+    List<String> data = result.data();
+    assertEquals("[DONE]", data.get(data.size() - 1));
+    JsonNode nonStream = json(post("/v1/chat/completions", chatBody("weather in Oslo", TOOLS)));
+    JsonNode usageChunk = JSON.readTree(data.get(data.size() - 2));
+    assertEquals(0, usageChunk.get("choices").size());
+    assertEquals(nonStream.get("usage"), usageChunk.get("usage"));
+
+    JsonNode role = JSON.readTree(data.get(0)).get("choices").get(0).get("delta");
+    assertEquals("assistant", role.get("role").asText());
+    List<String> ids = new ArrayList<>();
+    List<String> names = new ArrayList<>();
+    List<StringBuilder> arguments = new ArrayList<>();
+    List<Integer> fragmentsPerCall = new ArrayList<>();
+    String finishReason = null;
+    for (String d : data.subList(1, data.size() - 2)) {
+      JsonNode choice = JSON.readTree(d).get("choices").get(0);
+      if (!choice.get("finish_reason").isNull()) {
+        assertNull(finishReason, "one finish chunk, the last");
+        finishReason = choice.get("finish_reason").asText();
+        continue;
+      }
+      assertNull(finishReason, "nothing after the finish chunk");
+      JsonNode calls = choice.get("delta").get("tool_calls");
+      assertEquals(1, calls.size());
+      JsonNode call = calls.get(0);
+      int index = call.get("index").asInt();
+      if (call.has("id")) { // the first delta of a call
+        assertEquals(ids.size(), index);
+        assertEquals("function", call.get("type").asText());
+        assertEquals("", call.get("function").get("arguments").asText());
+        ids.add(call.get("id").asText());
+        names.add(call.get("function").get("name").asText());
+        arguments.add(new StringBuilder());
+        fragmentsPerCall.add(0);
+      } else {
+        assertEquals(ids.size() - 1, index);
+        assertFalse(call.has("type"));
+        assertFalse(call.get("function").has("name"));
+        arguments.get(index).append(call.get("function").get("arguments").asText());
+        fragmentsPerCall.set(index, fragmentsPerCall.get(index) + 1);
+      }
+    }
+    assertEquals("tool_calls", finishReason);
+    JsonNode expected = nonStream.get("choices").get(0).get("message").get("tool_calls");
+    assertEquals(expected.size(), ids.size());
+    for (int i = 0; i < ids.size(); i++) {
+      assertEquals(expected.get(i).get("id").asText(), ids.get(i));
+      assertEquals(expected.get(i).get("function").get("name").asText(), names.get(i));
+      assertEquals(expected.get(i).get("function").get("arguments").asText(), arguments.get(i).toString());
+      assertTrue(fragmentsPerCall.get(i) > 1, "arguments come in several fragments");
+    }
+    assertEquals(0, sim.stats().inFlight());
+  }
+
+  @Test
+  void argumentFragmentsNeverSplitACodePoint() {
+    String text = "a\uD83D\uDE00bc\uD83D\uDE00";
+    List<String> parts = SimulatorRoutes.fragments(text, 2);
+    assertEquals(List.of("a\uD83D\uDE00", "bc", "\uD83D\uDE00"), parts);
+  }
+
   @Test
   void enginesPrefixesWork() throws Exception {
     assertEquals(200, post("/engines/v1/chat/completions", chatBody("hi", "")).statusCode());

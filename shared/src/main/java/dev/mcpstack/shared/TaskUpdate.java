@@ -2,6 +2,8 @@ package dev.mcpstack.shared;
 
 import com.fasterxml.jackson.annotation.JsonSubTypes;
 import com.fasterxml.jackson.annotation.JsonTypeInfo;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.MissingNode;
 
 /**
  * What a task pushes to its subscribers: every status change (the last one terminal), and for a
@@ -22,7 +24,52 @@ public sealed interface TaskUpdate extends CborSerializable {
     }
   }
 
-  /** One piece of a streamed chat answer; {@code finishReason} is set on the last piece. */
-  record ContentDelta(String taskId, int attempt, String content, String finishReason)
-      implements TaskUpdate {}
+  /**
+   * One chunk of a streamed chat answer as the runner sent it.
+   *
+   * @param choices the chunk's {@code choices} array untouched: every choice index, every field of
+   *     each {@code delta} (content, tool_calls, refusal, reasoning fields...), {@code logprobs} and
+   *     {@code finish_reason}; null only when sent by a node that predates it
+   * @param content choice 0's {@code delta.content} ("" if none), and {@code finishReason} choice
+   *     0's finish reason (null until the last chunk): a summary for text-only readers, and what
+   *     nodes of the previous version read during a rolling upgrade
+   */
+  record ContentDelta(String taskId, int attempt, String content, String finishReason, JsonNode choices)
+      implements TaskUpdate {
+
+    public ContentDelta {
+      if (choices != null && !choices.isArray()) {
+        choices = null; // JSON null (absent on the sender) reads back as a NullNode
+      }
+    }
+
+    /** A delta for a runner chunk's {@code choices} array, with its choice-0 summary. */
+    public static ContentDelta of(String taskId, int attempt, JsonNode choices) {
+      return new ContentDelta(taskId, attempt, contentOf(choices), finishReasonOf(choices), choices);
+    }
+
+    /** The {@code delta.content} of choice 0 in a chunk's {@code choices}, "" when it has none. */
+    public static String contentOf(JsonNode choices) {
+      JsonNode content = firstChoice(choices).path("delta").path("content");
+      return content.isTextual() ? content.asText() : "";
+    }
+
+    /** The {@code finish_reason} of choice 0 in a chunk's {@code choices}, or null. */
+    public static String finishReasonOf(JsonNode choices) {
+      JsonNode finish = firstChoice(choices).path("finish_reason");
+      return finish.isTextual() ? finish.asText() : null;
+    }
+
+    private static JsonNode firstChoice(JsonNode choices) {
+      if (choices == null || !choices.isArray()) {
+        return MissingNode.getInstance();
+      }
+      for (JsonNode choice : choices) {
+        if (choice.path("index").asInt(0) == 0) {
+          return choice;
+        }
+      }
+      return MissingNode.getInstance();
+    }
+  }
 }

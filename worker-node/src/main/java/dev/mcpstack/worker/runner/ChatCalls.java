@@ -1,6 +1,7 @@
 package dev.mcpstack.worker.runner;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mcpstack.shared.TaskResult;
 import dev.mcpstack.shared.Usage;
@@ -8,6 +9,9 @@ import dev.mcpstack.worker.metrics.WorkerMetrics;
 import dev.mcpstack.worker.task.AttemptRunner.DeltaListener;
 import java.io.IOException;
 import java.time.Instant;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
@@ -183,16 +187,21 @@ final class ChatCalls {
     return new Usage(prompt, completion, usage.path("total_tokens").asLong(prompt + completion));
   }
 
-  /** Reassembles a streamed chat answer, relaying content as it arrives. */
+  /**
+   * Reassembles a streamed chat answer, relaying each chunk's {@code choices} as it arrives. The
+   * final {@code chat.completion} has one choice per choice index seen: text fields of the deltas
+   * (content, refusal, reasoning_content, ...) concatenated, tool calls accumulated by their index
+   * (id, type and name from the first delta that has them, arguments concatenated), logprobs
+   * appended, and the finish reason.
+   */
   private static final class StreamAccumulator {
     private final String upstream;
     private final String model;
     private final long start;
     private final DeltaListener onDelta;
-    private final StringBuilder content = new StringBuilder();
+    private final Map<Integer, ChoiceSoFar> choices = new TreeMap<>();
     private String id;
     private long created;
-    private String finishReason;
     private Usage usage = Usage.ZERO;
     private boolean firstToken = true;
     private volatile boolean done;
@@ -238,23 +247,37 @@ final class ChatCalls {
       if (chunk.path("usage").isObject()) {
         usage = usageOf(chunk);
       }
-      JsonNode choice = chunk.path("choices").path(0);
-      if (choice.isMissingNode()) {
-        return;
+      JsonNode chunkChoices = chunk.path("choices");
+      if (!chunkChoices.isArray() || !carriesAnything(chunkChoices)) {
+        return; // the usage chunk, a bare role chunk (the api-node sends its own), keep-alives
       }
-      String piece = choice.path("delta").path("content").asText("");
-      String finish = choice.path("finish_reason").isTextual() ? choice.path("finish_reason").asText() : null;
-      if (finish != null) {
-        finishReason = finish;
+      for (JsonNode choice : chunkChoices) {
+        choices.computeIfAbsent(choice.path("index").asInt(0), i -> new ChoiceSoFar()).add(choice);
       }
-      if (!piece.isEmpty() && firstToken) {
+      if (firstToken) {
         firstToken = false;
         WorkerMetrics.timeToFirstToken(upstream, model, ModelRunnerClient.elapsedSince(start));
       }
-      if (!piece.isEmpty() || finish != null) {
-        content.append(piece);
-        onDelta.onDelta(piece, finish);
+      onDelta.onDelta(chunkChoices);
+    }
+
+    /** Whether a chunk's choices say more than "the assistant speaks": the role alone is nothing. */
+    private static boolean carriesAnything(JsonNode chunkChoices) {
+      for (JsonNode choice : chunkChoices) {
+        if (choice.path("finish_reason").isTextual() || hasValue(choice.path("logprobs"))) {
+          return true;
+        }
+        for (Map.Entry<String, JsonNode> field : choice.path("delta").properties()) {
+          if (!field.getKey().equals("role") && hasValue(field.getValue())) {
+            return true;
+          }
+        }
       }
+      return false;
+    }
+
+    private static boolean hasValue(JsonNode n) {
+      return !n.isMissingNode() && !n.isNull() && !(n.isTextual() && n.asText().isEmpty());
     }
 
     TaskResult result() {
@@ -265,14 +288,146 @@ final class ChatCalls {
               .put("object", "chat.completion")
               .put("created", created)
               .put("model", model);
-      ObjectNode choice = body.putArray("choices").addObject().put("index", 0);
-      choice.putObject("message").put("role", "assistant").put("content", content.toString());
-      choice.put("finish_reason", finishReason == null ? "stop" : finishReason);
+      ArrayNode out = body.putArray("choices");
+      if (choices.isEmpty()) {
+        choices.put(0, new ChoiceSoFar());
+      }
+      choices.forEach((index, choice) -> out.add(choice.toChoice(index)));
       body.putObject("usage")
           .put("prompt_tokens", usage.promptTokens())
           .put("completion_tokens", usage.completionTokens())
           .put("total_tokens", usage.totalTokens());
       return new TaskResult(body, usage, upstream);
+    }
+  }
+
+  /** One choice of a streamed answer, accumulated from its deltas. */
+  private static final class ChoiceSoFar {
+    private String role;
+    /** Text fields of the deltas (content, refusal, reasoning_content, ...), concatenated, in order. */
+    private final Map<String, StringBuilder> text = new LinkedHashMap<>();
+    private final TreeMap<Integer, ToolCallSoFar> toolCalls = new TreeMap<>();
+    private ObjectNode functionCall;
+    private ObjectNode logprobs;
+    private String finishReason;
+
+    void add(JsonNode choice) {
+      JsonNode delta = choice.path("delta");
+      for (Map.Entry<String, JsonNode> field : delta.properties()) {
+        String name = field.getKey();
+        JsonNode value = field.getValue();
+        if (name.equals("role")) {
+          if (value.isTextual()) {
+            role = value.asText();
+          }
+        } else if (name.equals("tool_calls")) {
+          for (JsonNode call : value) {
+            toolCalls.computeIfAbsent(toolCallIndex(call), i -> new ToolCallSoFar()).add(call);
+          }
+        } else if (name.equals("function_call") && value.isObject()) {
+          if (functionCall == null) {
+            functionCall = ModelRunnerClient.JSON.createObjectNode().put("name", "").put("arguments", "");
+          }
+          if (value.path("name").isTextual()) {
+            functionCall.put("name", value.path("name").asText());
+          }
+          functionCall.put(
+              "arguments", functionCall.path("arguments").asText() + value.path("arguments").asText(""));
+        } else if (value.isTextual()) {
+          text.computeIfAbsent(name, n -> new StringBuilder()).append(value.asText());
+        }
+      }
+      JsonNode lp = choice.path("logprobs");
+      if (lp.isObject()) {
+        if (logprobs == null) {
+          logprobs = ModelRunnerClient.JSON.createObjectNode();
+        }
+        for (Map.Entry<String, JsonNode> field : lp.properties()) {
+          if (field.getValue().isArray()) {
+            JsonNode so = logprobs.get(field.getKey());
+            ArrayNode sofar = so instanceof ArrayNode a ? a : logprobs.putArray(field.getKey());
+            sofar.addAll((ArrayNode) field.getValue());
+          }
+        }
+      }
+      if (choice.path("finish_reason").isTextual()) {
+        finishReason = choice.path("finish_reason").asText();
+      }
+    }
+
+    /**
+     * The call a tool call delta belongs to: its {@code index}; without one (some runners send each
+     * call whole), a delta with an id starts a new call and one without continues the last.
+     */
+    private int toolCallIndex(JsonNode call) {
+      if (call.path("index").canConvertToInt()) {
+        return call.path("index").asInt();
+      }
+      if (call.path("id").isTextual() || toolCalls.isEmpty()) {
+        return toolCalls.isEmpty() ? 0 : toolCalls.lastKey() + 1;
+      }
+      return toolCalls.lastKey();
+    }
+
+    ObjectNode toChoice(int index) {
+      ObjectNode choice = ModelRunnerClient.JSON.createObjectNode().put("index", index);
+      ObjectNode message = choice.putObject("message").put("role", role == null ? "assistant" : role);
+      StringBuilder content = text.get("content");
+      if ((content == null || content.length() == 0) && (!toolCalls.isEmpty() || functionCall != null)) {
+        message.putNull("content"); // as OpenAI answers a call without text
+      } else {
+        message.put("content", content == null ? "" : content.toString());
+      }
+      text.forEach(
+          (name, value) -> {
+            if (!name.equals("content")) {
+              message.put(name, value.toString());
+            }
+          });
+      if (!toolCalls.isEmpty()) {
+        ArrayNode calls = message.putArray("tool_calls");
+        toolCalls.values().forEach(call -> calls.add(call.toToolCall()));
+      }
+      if (functionCall != null) {
+        message.set("function_call", functionCall);
+      }
+      if (logprobs == null) {
+        choice.putNull("logprobs");
+      } else {
+        choice.set("logprobs", logprobs);
+      }
+      choice.put("finish_reason", finishReason == null ? "stop" : finishReason);
+      return choice;
+    }
+  }
+
+  /** One tool call of a streamed answer: the first delta names it, the others add arguments. */
+  private static final class ToolCallSoFar {
+    private String id;
+    private String type;
+    private String name;
+    private final StringBuilder arguments = new StringBuilder();
+
+    void add(JsonNode call) {
+      if (id == null && call.path("id").isTextual()) {
+        id = call.path("id").asText();
+      }
+      if (type == null && call.path("type").isTextual()) {
+        type = call.path("type").asText();
+      }
+      JsonNode function = call.path("function");
+      if (name == null && function.path("name").isTextual()) {
+        name = function.path("name").asText();
+      }
+      arguments.append(function.path("arguments").asText(""));
+    }
+
+    ObjectNode toToolCall() {
+      ObjectNode call = ModelRunnerClient.JSON.createObjectNode();
+      call.put("id", id == null ? "" : id);
+      call.put("type", type == null ? "function" : type);
+      call.putObject("function").put("name", name == null ? "" : name).put("arguments", arguments.toString());
+      return call;
     }
   }
 }

@@ -1,5 +1,6 @@
 package dev.mcpstack.worker.task;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import dev.mcpstack.shared.TaskResult;
 import dev.mcpstack.shared.TaskSpec;
 import java.util.concurrent.CompletionStage;
@@ -13,10 +14,13 @@ public interface AttemptRunner {
 
   Attempt start(String taskId, TaskSpec spec, int attempt, DeltaListener onDelta);
 
-  /** Receives the pieces of a streamed chat answer, on any thread. */
+  /**
+   * Receives the pieces of a streamed chat answer, on any thread: each runner chunk's {@code
+   * choices} array as sent (content, tool calls, refusal, reasoning, logprobs, finish reasons).
+   */
   @FunctionalInterface
   interface DeltaListener {
-    void onDelta(String content, String finishReason);
+    void onDelta(JsonNode choices);
   }
 
   /** One running call. {@link #cancel()} aborts it (a streamed call closes its connection). */

@@ -1,5 +1,6 @@
 package dev.mcpstack.worker.task;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import dev.mcpstack.shared.CborSerializable;
 import dev.mcpstack.shared.ErrorCode;
 import dev.mcpstack.shared.TaskError;
@@ -75,7 +76,7 @@ public final class TaskEntity
 
   record StartAttempt(int attempt) implements Command {}
 
-  record DeltaReceived(int attempt, String content, String finishReason) implements Command {}
+  record DeltaReceived(int attempt, JsonNode choices) implements Command {}
 
   enum DeadlineReached implements Command {
     INSTANCE
@@ -401,7 +402,7 @@ public final class TaskEntity
     if (isCurrent(state, cmd.attempt())) {
       deltasSent = true;
       TaskUpdate delta =
-          new TaskUpdate.ContentDelta(taskId, cmd.attempt(), cmd.content(), cmd.finishReason());
+          TaskUpdate.ContentDelta.of(taskId, cmd.attempt(), cmd.choices());
       subscribers.forEach(s -> s.tell(delta));
     }
     return Effect().noReply();
@@ -563,8 +564,7 @@ public final class TaskEntity
               taskId,
               state.spec(),
               attempt,
-              (content, finishReason) ->
-                  ctx.getSelf().tell(new DeltaReceived(attempt, content, finishReason)));
+              choices -> ctx.getSelf().tell(new DeltaReceived(attempt, choices)));
     } catch (RuntimeException e) {
       ctx.getSelf().tell(errored(attempt, AttemptFailure.of(e)));
       return;

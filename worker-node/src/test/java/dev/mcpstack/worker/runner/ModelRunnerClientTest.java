@@ -7,12 +7,14 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mcpstack.shared.ErrorCode;
 import dev.mcpstack.shared.TaskKind;
 import dev.mcpstack.shared.TaskResult;
 import dev.mcpstack.shared.TaskSpec;
+import dev.mcpstack.shared.TaskUpdate;
 import dev.mcpstack.sim.Faults;
 import dev.mcpstack.sim.ModelRunnerSimulator;
 import dev.mcpstack.sim.RecordedRequest;
@@ -129,7 +131,7 @@ class ModelRunnerClientTest {
   }
 
   private static TaskResult run(ModelRunnerClient client, TaskSpec spec) throws Exception {
-    return await(client.start("t", spec, 1, (c, f) -> {}).result());
+    return await(client.start("t", spec, 1, choices -> {}).result());
   }
 
   private static String unusedPort() throws IOException {
@@ -169,8 +171,9 @@ class ModelRunnerClientTest {
                     "t",
                     chat("stream me please", true),
                     1,
-                    (content, finish) -> {
-                      relayed.append(content);
+                    choices -> {
+                      relayed.append(TaskUpdate.ContentDelta.contentOf(choices));
+                      String finish = TaskUpdate.ContentDelta.finishReasonOf(choices);
                       if (finish != null) {
                         finishes.add(finish);
                       }
@@ -182,6 +185,109 @@ class ModelRunnerClientTest {
     assertTrue(result.usage().totalTokens() > 0, "usage is requested from the runner");
   }
 
+  private static TaskSpec withTools(TaskSpec spec) {
+    ObjectNode request = ((ObjectNode) spec.request()).deepCopy();
+    var tools = request.putArray("tools");
+    for (String name : List.of("get_weather", "get_time")) {
+      tools.addObject().put("type", "function").putObject("function").put("name", name);
+    }
+    return new TaskSpec(spec.kind(), spec.model(), request);
+  }
+
+  @Test
+  void streamedToolCallsAreRelayedAsSentAndAccumulatedIntoTheResult() throws Exception {
+    List<JsonNode> relayed = new java.util.concurrent.CopyOnWriteArrayList<>();
+    ModelRunnerClient client = client(upstream("p", primary.baseUrl() + "/v1"));
+    TaskResult streamed =
+        await(client.start("t", withTools(chat("weather in Oslo", true)), 1, relayed::add).result());
+    TaskResult plain = await(client.start("t", withTools(chat("weather in Oslo", false)), 1, c -> {}).result());
+
+    JsonNode expected = plain.body().at("/choices/0/message");
+    JsonNode got = streamed.body().at("/choices/0/message");
+    assertEquals(2, expected.get("tool_calls").size());
+    assertEquals(expected.get("tool_calls"), got.get("tool_calls"), "arguments concatenated per index");
+    assertTrue(got.get("content").isNull());
+    assertEquals("tool_calls", streamed.body().at("/choices/0/finish_reason").asText());
+    assertEquals(plain.usage(), streamed.usage());
+
+    // every chunk after the role chunk, as the runner sent it: a head per call, then fragments, then the finish
+    assertTrue(relayed.size() > 4, relayed.toString());
+    JsonNode head = relayed.get(0).at("/0/delta/tool_calls/0");
+    assertEquals(0, head.get("index").asInt());
+    assertEquals("call_0", head.get("id").asText());
+    assertEquals("get_weather", head.at("/function/name").asText());
+    JsonNode fragment = relayed.get(1).at("/0/delta/tool_calls/0");
+    assertEquals(0, fragment.get("index").asInt());
+    assertFalse(fragment.has("id"));
+    assertEquals("tool_calls", TaskUpdate.ContentDelta.finishReasonOf(relayed.get(relayed.size() - 1)));
+  }
+
+  /** What a richer runner streams: reasoning, logprobs, a call without text, two choices, a role-only chunk. */
+  private static final String RICH_STREAM =
+      """
+      data: {"id":"r1","created":1,"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}
+
+      data: {"id":"r1","choices":[{"index":0,"delta":{"reasoning_content":"think "}},{"index":1,"delta":{"content":"B"}}]}
+
+      data: {"id":"r1","choices":[{"index":0,"delta":{"reasoning_content":"hard","content":"","tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"f","arguments":"{\\"a\\""}}]},"logprobs":{"content":[{"token":"t1","logprob":-1.0}]}}]}
+
+      data: {"id":"r1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":":1}"}}]},"logprobs":{"content":[{"token":"t2","logprob":-2.0}]}}]}
+
+      data: {"id":"r1","choices":[{"index":0,"delta":{"tool_calls":[{"id":"c2","type":"function","function":{"name":"g","arguments":"{}"}}]}}]}
+
+      data: {"id":"r1","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"},{"index":1,"delta":{"refusal":"no"},"finish_reason":"stop"}]}
+
+      data: {"id":"r1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}
+
+      data: [DONE]
+
+      """;
+
+  @Test
+  void everythingARunnerStreamsIsRelayedAndAccumulated() throws Exception {
+    org.apache.pekko.http.javadsl.ServerBinding runner =
+        await(
+            org.apache.pekko.http.javadsl.Http.get(testKit.system())
+                .newServerAt("127.0.0.1", 0)
+                .bindSync(
+                    request -> {
+                      request.discardEntityBytes(testKit.system());
+                      return org.apache.pekko.http.javadsl.model.HttpResponse.create()
+                          .withEntity(
+                              org.apache.pekko.http.javadsl.model.HttpEntities.create(
+                                  org.apache.pekko.http.javadsl.model.MediaTypes.TEXT_EVENT_STREAM.toContentType(),
+                                  RICH_STREAM));
+                    }));
+    try {
+      List<JsonNode> relayed = new java.util.concurrent.CopyOnWriteArrayList<>();
+      String url = "http://127.0.0.1:" + runner.localAddress().getPort() + "/v1";
+      TaskResult result =
+          await(client(upstream("rich", url)).start("t", chat("x", true), 1, relayed::add).result());
+
+      List<String> chunks = RICH_STREAM.lines().filter(l -> l.startsWith("data: {")).toList();
+      assertEquals(5, relayed.size(), "all but the role-only and the usage chunks");
+      for (int i = 0; i < relayed.size(); i++) {
+        assertEquals(JSON.readTree(chunks.get(i + 1).substring(6)).get("choices"), relayed.get(i), "as sent");
+      }
+
+      JsonNode expected =
+          JSON.readTree(
+              """
+              [{"index":0,"message":{"role":"assistant","content":null,"reasoning_content":"think hard",
+                 "tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\\"a\\":1}"}},
+                               {"id":"c2","type":"function","function":{"name":"g","arguments":"{}"}}]},
+                "logprobs":{"content":[{"token":"t1","logprob":-1.0},{"token":"t2","logprob":-2.0}]},
+                "finish_reason":"tool_calls"},
+               {"index":1,"message":{"role":"assistant","content":"B","refusal":"no"},"logprobs":null,
+                "finish_reason":"stop"}]""");
+      assertEquals(expected, result.body().get("choices"));
+      assertEquals("r1", result.body().get("id").asText());
+      assertEquals(7L, result.usage().totalTokens());
+    } finally {
+      await(runner.unbind());
+    }
+  }
+
   @Test
   void aStreamDroppedMidwayIsAnErrorNotAShortSuccess() throws Exception {
     primary.setDefaults(Faults.none().withDropAfterChunks(2));
@@ -189,7 +295,7 @@ class ModelRunnerClientTest {
     UpstreamFailure failure =
         failureOf(
             client(upstream("p", primary.baseUrl() + "/v1"))
-                .start("t", chat("one two three four five", true), 1, (c, f) -> relayed.append(c))
+                .start("t", chat("one two three four five", true), 1, choices -> relayed.append(TaskUpdate.ContentDelta.contentOf(choices)))
                 .result());
     assertEquals(ErrorCode.UPSTREAM_ERROR, failure.error().code());
     assertTrue(failure.retryable());
@@ -200,14 +306,14 @@ class ModelRunnerClientTest {
   @Test
   void plainTextAndJsonErrorsAreBothParsed() throws Exception {
     primary.setDefaults(Faults.none().withFailStatus(503).withPlainTextErrors(true));
-    UpstreamFailure plain = failureOf(client(upstream("p", primary.baseUrl() + "/v1")).start("t", chat("x", false), 1, (c, f) -> {}).result());
+    UpstreamFailure plain = failureOf(client(upstream("p", primary.baseUrl() + "/v1")).start("t", chat("x", false), 1, choices -> {}).result());
     assertEquals(ErrorCode.UPSTREAM_ERROR, plain.error().code());
     assertEquals(503, plain.error().upstreamStatus());
     assertTrue(plain.retryable());
     assertTrue(plain.error().message().contains("503"), plain.error().message());
 
     primary.setDefaults(Faults.none().withFailStatus(400));
-    UpstreamFailure json = failureOf(client(upstream("p", primary.baseUrl() + "/v1")).start("t", chat("x", false), 1, (c, f) -> {}).result());
+    UpstreamFailure json = failureOf(client(upstream("p", primary.baseUrl() + "/v1")).start("t", chat("x", false), 1, choices -> {}).result());
     assertEquals(ErrorCode.INVALID_REQUEST, json.error().code());
     assertFalse(json.retryable());
     assertFalse(json.error().message().startsWith("{"), "the runner's message, not its JSON");
@@ -217,7 +323,7 @@ class ModelRunnerClientTest {
   void retryAfterIsReadFromA429() throws Exception {
     primary.setDefaults(Faults.none().withFailStatus(429).withRetryAfter(Duration.ofSeconds(7)));
     UpstreamFailure failure =
-        failureOf(client(upstream("p", primary.baseUrl() + "/v1")).start("t", chat("x", false), 1, (c, f) -> {}).result());
+        failureOf(client(upstream("p", primary.baseUrl() + "/v1")).start("t", chat("x", false), 1, choices -> {}).result());
     assertEquals(ErrorCode.UNAVAILABLE, failure.error().code());
     assertEquals(Duration.ofSeconds(7), failure.retryAfter());
     assertTrue(failure.retryable());
@@ -229,7 +335,7 @@ class ModelRunnerClientTest {
     UpstreamFailure fromRunner =
         failureOf(
             client(upstream("p", primary.baseUrl() + "/v1"))
-                .start("t", new TaskSpec(TaskKind.CHAT, "no-such-model", request), 1, (c, f) -> {})
+                .start("t", new TaskSpec(TaskKind.CHAT, "no-such-model", request), 1, choices -> {})
                 .result());
     assertEquals(ErrorCode.MODEL_NOT_FOUND, fromRunner.error().code());
     assertFalse(fromRunner.retryable());
@@ -243,7 +349,7 @@ class ModelRunnerClientTest {
     UpstreamFailure unrouted =
         failureOf(
             client(onlySmall)
-                .start("t", new TaskSpec(TaskKind.CHAT, "sim-large", request), 1, (c, f) -> {})
+                .start("t", new TaskSpec(TaskKind.CHAT, "sim-large", request), 1, choices -> {})
                 .result());
     assertEquals(ErrorCode.MODEL_NOT_FOUND, unrouted.error().code());
     assertEquals(1, primary.stats().requests(), "the unrouted model never reached a runner");
@@ -259,7 +365,7 @@ class ModelRunnerClientTest {
               u.requestTimeout = Duration.ofMillis(500);
               u.firstTokenTimeout = Duration.ofMillis(500);
             });
-    UpstreamFailure failure = failureOf(client(quick).start("t", chat("x", false), 1, (c, f) -> {}).result());
+    UpstreamFailure failure = failureOf(client(quick).start("t", chat("x", false), 1, choices -> {}).result());
     assertEquals(ErrorCode.TIMEOUT, failure.error().code());
     assertTrue(failure.retryable());
   }
@@ -281,7 +387,7 @@ class ModelRunnerClientTest {
     ModelRunnerClient client = client(throttled);
     List<CompletableFuture<TaskResult>> calls = new ArrayList<>();
     for (int i = 0; i < n; i++) {
-      calls.add(client.start("t", chat("x", false), 1, (c, f) -> {}).result().toCompletableFuture());
+      calls.add(client.start("t", chat("x", false), 1, choices -> {}).result().toCompletableFuture());
     }
     for (CompletableFuture<TaskResult> call : calls) {
       call.get(20, TimeUnit.SECONDS);
@@ -334,7 +440,7 @@ class ModelRunnerClientTest {
     ModelRunnerClient client = client(capped);
     List<CompletableFuture<TaskResult>> calls = new ArrayList<>();
     for (int i = 0; i < 30; i++) {
-      calls.add(client.start("t", chat("x", false), 1, (c, f) -> {}).result().toCompletableFuture());
+      calls.add(client.start("t", chat("x", false), 1, choices -> {}).result().toCompletableFuture());
     }
     int ok = 0;
     int queueFull = 0;
@@ -370,11 +476,11 @@ class ModelRunnerClientTest {
             });
     ModelRunnerClient client = client(fragile);
     Upstream upstream = client.upstreams().get(0);
-    failureOf(client.start("t", chat("x", false), 1, (c, f) -> {}).result());
-    failureOf(client.start("t", chat("x", false), 1, (c, f) -> {}).result());
+    failureOf(client.start("t", chat("x", false), 1, choices -> {}).result());
+    failureOf(client.start("t", chat("x", false), 1, choices -> {}).result());
     awaitBreaker(upstream, Upstream.BreakerState.OPEN);
 
-    UpstreamFailure fast = failureOf(client.start("t", chat("x", false), 1, (c, f) -> {}).result());
+    UpstreamFailure fast = failureOf(client.start("t", chat("x", false), 1, choices -> {}).result());
     assertEquals(ErrorCode.UNAVAILABLE, fast.error().code());
     assertTrue(fast.retryable());
     assertEquals(2, primary.stats().requests(), "an open breaker sends nothing");
@@ -425,7 +531,7 @@ class ModelRunnerClientTest {
             });
     ModelRunnerClient client = client(fragile);
     Upstream upstream = client.upstreams().get(0);
-    failureOf(client.start("t", chat("x", false), 1, (c, f) -> {}).result());
+    failureOf(client.start("t", chat("x", false), 1, choices -> {}).result());
     awaitBreaker(upstream, Upstream.BreakerState.OPEN);
     primary.setDefaults(Faults.none());
     upstream.resetBreaker();
@@ -468,7 +574,7 @@ class ModelRunnerClientTest {
         client(
             build(new Up("a", primary.baseUrl() + "/v1"), u -> u.weight = 1000),
             build(new Up("b", secondary.baseUrl() + "/v1"), u -> u.weight = 1));
-    UpstreamFailure first = failureOf(client.start("t", chat("x", false), 1, (c, f) -> {}).result());
+    UpstreamFailure first = failureOf(client.start("t", chat("x", false), 1, choices -> {}).result());
     assertEquals(ErrorCode.UPSTREAM_ERROR, first.error().code());
     assertFalse(first.error().message().contains("simulated"), "the runner's own text stays internal");
     assertEquals("b", run(client, chat("x", false)).upstream(), "the retry went to the other runner");
@@ -497,7 +603,7 @@ class ModelRunnerClientTest {
     int total = 400;
     List<CompletableFuture<TaskResult>> calls = new ArrayList<>();
     for (int i = 0; i < total; i++) {
-      calls.add(client.start("t", chat("x", false), 1, (c, f) -> {}).result().toCompletableFuture());
+      calls.add(client.start("t", chat("x", false), 1, choices -> {}).result().toCompletableFuture());
     }
     int toA = 0;
     for (CompletableFuture<TaskResult> call : calls) {
@@ -553,7 +659,7 @@ class ModelRunnerClientTest {
     CompletableFuture<Void> firstDelta = new CompletableFuture<>();
     var attempt =
         client(upstream("p", primary.baseUrl() + "/v1"))
-            .start("t", chat("a long answer with many words in it", true), 1, (c, f) -> firstDelta.complete(null));
+            .start("t", chat("a long answer with many words in it", true), 1, choices -> firstDelta.complete(null));
     firstDelta.get(20, TimeUnit.SECONDS);
     attempt.cancel();
     try {

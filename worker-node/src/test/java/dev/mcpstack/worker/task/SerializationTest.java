@@ -28,6 +28,7 @@ import dev.mcpstack.shared.TaskUpdate;
 import dev.mcpstack.shared.TaskView;
 import dev.mcpstack.shared.Usage;
 import dev.mcpstack.shared.WorkerInfoProtocol;
+import dev.mcpstack.worker.testkit.ScriptedRunner;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -130,8 +131,10 @@ class SerializationTest {
         new TaskReply.Ok(view, true),
         new TaskReply.Rejected(error),
         new TaskUpdate.StatusChanged(view),
-        new TaskUpdate.ContentDelta("task-1", 1, "Hel", null),
-        new TaskUpdate.ContentDelta("task-1", 1, "lo", "stop"),
+        TaskUpdate.ContentDelta.of("task-1", 1, ScriptedRunner.textChoices("Hel", null)),
+        TaskUpdate.ContentDelta.of("task-1", 1, ScriptedRunner.textChoices("lo", "stop")),
+        TaskUpdate.ContentDelta.of("task-1", 1, toolCallChoices()),
+        new TaskUpdate.ContentDelta("task-1", 1, "from an older node", "stop", null),
         new TaskEntity.TaskSubmitted(spec, "alice", "k1", "hold-1", t, t, TaskRetention.STANDARD),
         new TaskEntity.TaskSubmitted(spec, "alice", null, null, t, t, TaskRetention.TRANSIENT),
         new TaskEntity.AttemptStarted(1, t),
@@ -143,7 +146,8 @@ class SerializationTest {
         new TaskEntity.AttemptSucceeded(1, result),
         new TaskEntity.AttemptErrored(1, error, true, Duration.ofSeconds(3)),
         new TaskEntity.StartAttempt(2),
-        new TaskEntity.DeltaReceived(1, "x", null),
+        new TaskEntity.DeltaReceived(1, ScriptedRunner.textChoices("x", null)),
+        new TaskEntity.DeltaReceived(1, toolCallChoices()),
         TaskEntity.DeadlineReached.INSTANCE,
         TaskEntity.ResumeAfterRecovery.INSTANCE,
         TaskEntity.PassivateFinished.INSTANCE,
@@ -162,6 +166,32 @@ class SerializationTest {
                 new WorkerInfoProtocol.UpstreamStatus(
                     "sim", "http://127.0.0.1:12434/v1", List.of("m"), 0, 1, "open", 2, 3,
                     List.of(new WorkerInfoProtocol.RecentError(t, "upstream_error", "boom"))))));
+  }
+
+  /** A runner chunk's choices with everything a delta may carry: tool calls, reasoning, logprobs, two choices. */
+  static JsonNode toolCallChoices() {
+    try {
+      return new ObjectMapper()
+          .readTree(
+              """
+              [{"index":0,"delta":{"role":"assistant","content":null,"reasoning_content":"think",
+                 "tool_calls":[{"index":0,"id":"call_0","type":"function",
+                                "function":{"name":"get_weather","arguments":"{\\"q\\":"}}]},
+                "logprobs":{"content":[{"token":"a","logprob":-0.5,"bytes":[97],"top_logprobs":[]}]},
+                "finish_reason":null},
+               {"index":1,"delta":{"refusal":"no"},"logprobs":null,"finish_reason":"stop"}]""");
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** A delta sent by a node that predates {@code choices} still reads, with its text. */
+  @Test
+  void aDeltaWithoutChoicesKeepsItsText() throws Exception {
+    TaskUpdate.ContentDelta old =
+        (TaskUpdate.ContentDelta)
+            withoutField(TaskUpdate.ContentDelta.of("task-1", 1, ScriptedRunner.textChoices("Hel", "stop")), "choices");
+    assertEquals(new TaskUpdate.ContentDelta("task-1", 1, "Hel", "stop", null), old);
   }
 
   @ParameterizedTest

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mcpstack.shared.ErrorCode;
@@ -357,12 +358,37 @@ class TaskEntityTest {
     ScriptedRunner.Call call = runner.next();
     kit.<TaskReply>runCommand(r -> new Subscribe("alice", late.ref(), r));
     assertEquals(TaskStatus.RUNNING, ((TaskUpdate.StatusChanged) late.receiveMessage()).view().status());
-    call.onDelta().onDelta("Hel", null);
-    call.onDelta().onDelta("lo", "stop");
+    call.onDelta().onDelta(ScriptedRunner.textChoices("Hel", null));
+    call.onDelta().onDelta(ScriptedRunner.textChoices("lo", "stop"));
     awaitDelta(updates, "Hel");
     awaitDelta(updates, "lo");
     awaitDelta(late, "Hel");
     call.result().complete(result("Hello"));
+    awaitStatus(TaskStatus.SUCCEEDED);
+  }
+
+  @Test
+  void deltasReachSubscribersAsTheRunnerSentThem() throws Exception {
+    submit(chat(true), null);
+    ScriptedRunner.Call call = runner.next();
+    JsonNode choices =
+        new ObjectMapper()
+            .readTree(
+                "[{\"index\":0,\"delta\":{\"reasoning_content\":\"hm\",\"tool_calls\":[{\"index\":1,"
+                    + "\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\"}}]},"
+                    + "\"logprobs\":null,\"finish_reason\":null},"
+                    + "{\"index\":1,\"delta\":{\"content\":\"other\"},\"finish_reason\":\"stop\"}]");
+    call.onDelta().onDelta(choices);
+    while (true) {
+      TaskUpdate u = updates.receiveMessage(Duration.ofSeconds(10));
+      if (u instanceof TaskUpdate.ContentDelta d) {
+        assertEquals(choices, d.choices());
+        assertEquals("", d.content(), "choice 0 has no text");
+        assertNull(d.finishReason(), "choice 0 has not finished");
+        break;
+      }
+    }
+    call.result().complete(result("x"));
     awaitStatus(TaskStatus.SUCCEEDED);
   }
 
@@ -380,7 +406,7 @@ class TaskEntityTest {
   void aStreamThatFailsAfterPartialOutputIsNotRetried() {
     submit(chat(true), null);
     ScriptedRunner.Call call = runner.next();
-    call.onDelta().onDelta("Hel", null);
+    call.onDelta().onDelta(ScriptedRunner.textChoices("Hel", null));
     awaitDelta(updates, "Hel");
     call.result().completeExceptionally(transient503());
     var failed = awaitStatus(TaskStatus.FAILED).view();

@@ -1,5 +1,9 @@
 package dev.mcpstack.worker.testkit;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mcpstack.shared.TaskResult;
 import dev.mcpstack.shared.TaskSpec;
 import dev.mcpstack.worker.task.AttemptRunner;
@@ -24,6 +28,20 @@ public final class ScriptedRunner implements AttemptRunner {
       DeltaListener onDelta,
       CompletableFuture<TaskResult> result,
       AtomicBoolean cancelled) {}
+
+  /** A runner chunk's {@code choices}: one choice 0 whose delta has {@code content}. */
+  public static JsonNode textChoices(String content, String finishReason) {
+    ArrayNode choices = JsonNodeFactory.instance.arrayNode();
+    ObjectNode choice = choices.addObject().put("index", 0);
+    choice.putObject("delta").put("content", content);
+    choice.putNull("logprobs");
+    if (finishReason == null) {
+      choice.putNull("finish_reason");
+    } else {
+      choice.put("finish_reason", finishReason);
+    }
+    return choices;
+  }
 
   @Override
   public Attempt start(String taskId, TaskSpec spec, int attempt, DeltaListener onDelta) {
