@@ -415,7 +415,7 @@ class ModelRunnerClientTest {
     ModelRunnerClient client = client(unthrottled);
     List<CompletableFuture<TaskResult>> calls = new ArrayList<>();
     for (int i = 0; i < 8; i++) {
-      calls.add(client.start("t", chat("x", false), 1, (c, f) -> {}).result().toCompletableFuture());
+      calls.add(client.start("t", chat("x", false), 1, c -> {}).result().toCompletableFuture());
     }
     for (CompletableFuture<TaskResult> call : calls) {
       call.get(20, TimeUnit.SECONDS);
