@@ -58,13 +58,6 @@ final class KeyStore {
     this.byHash = this.declared;
   }
 
-  /** A store of only the declared keys, not following the registry (tests, tools). */
-  static KeyStore declaredOnly(Config api) {
-    KeyStore store = new KeyStore(declared(api));
-    store.version = 0;
-    return store;
-  }
-
   /** The declared keys, and a poller that follows the registry for as long as the system runs. */
   static KeyStore start(ActorSystem<?> system, Config api) {
     KeyStore store = new KeyStore(declared(api));
@@ -90,16 +83,6 @@ final class KeyStore {
   /** Every key of {@code tenant} this node knows, revoked ones included (their usage stays). */
   List<ApiKey> keysOf(String tenant) {
     return byHash.values().stream().filter(k -> k.tenant().equals(tenant)).toList();
-  }
-
-  /** Whether any key source exists: declared keys, or the registry (always, once loaded). */
-  boolean hasDeclaredKeys() {
-    return !declared.isEmpty();
-  }
-
-  /** The registry version this copy has seen; -1 before the first answer. */
-  long version() {
-    return version;
   }
 
   /**
