@@ -152,6 +152,17 @@ class ChatApiTest {
   }
 
   @Test
+  void anAsyncTaskWithoutATimeoutIsABacklogOfADay() throws Exception {
+    HttpResponse<String> submitted = api.post("/v1/tasks", "{\"kind\":\"chat\",\"request\":" + chatBody("whenever") + "}");
+    assertEquals(202, submitted.statusCode(), submitted.body());
+    JsonNode task = json(submitted);
+    assertEquals(24 * 3600, task.path("deadline").asLong() - task.path("created_at").asLong(), 1, task.toString());
+    HttpResponse<String> tooLong =
+        api.post("/v1/tasks", "{\"kind\":\"chat\",\"request\":" + chatBody("x") + ",\"timeout_seconds\":86401}");
+    assertEquals(400, tooLong.statusCode(), tooLong.body());
+  }
+
+  @Test
   void taskIsSubmittedPolledAndFollowed() throws Exception {
     HttpResponse<String> submitted =
         api.post("/v1/tasks", "{\"kind\":\"chat\",\"request\":" + chatBody("async please") + ",\"timeout_seconds\":60}");
@@ -162,7 +173,7 @@ class ChatApiTest {
     assertEquals("task", task.path("object").asText());
     assertEquals("chat", task.path("kind").asText());
     assertEquals(MODEL, task.path("model").asText());
-    assertTrue(task.path("deadline").asLong() > task.path("created_at").asLong());
+    assertEquals(60, task.path("deadline").asLong() - task.path("created_at").asLong(), 1, "its timeout_seconds");
     assertEquals("/v1/tasks/" + id, submitted.headers().firstValue("Location").orElse(""));
 
     JsonNode done =
