@@ -103,12 +103,11 @@ final class AdminRoutes {
                                         http.jsonBody(
                                             body ->
                                                 taskRoutes.submit(
-                                                    body, OPERATOR, Optional.empty(), requestId, true)))),
+                                                    body, Caller.OPERATOR, Optional.empty(), requestId)))),
                         path(segment("tasks").slash(segment()), id -> get(() -> task(id, requestId))))));
   }
 
-  /** Whose tasks operators submit through {@code POST /admin/tasks}. */
-  static final Caller OPERATOR = new Caller("operator", null);
+
 
   /**
    * 401 unless the request carries the admin token as its bearer token. A refusal is logged with

@@ -1,8 +1,6 @@
 package dev.mcpstack.api;
 
-import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.Optional;
 
 /**
@@ -21,7 +19,7 @@ final class AdminToken {
   }
 
   static AdminToken of(String token) {
-    return token == null || token.isEmpty() ? OFF : new AdminToken(sha256(token));
+    return token == null || token.isEmpty() ? OFF : new AdminToken(Sha256.bytes(token));
   }
 
   /** Whether the admin API is on. */
@@ -34,7 +32,7 @@ final class AdminToken {
     if (digest == null || presented.isEmpty()) {
       return false;
     }
-    return MessageDigest.isEqual(digest, sha256(presented.get()));
+    return MessageDigest.isEqual(digest, Sha256.bytes(presented.get()));
   }
 
   @Override
@@ -42,11 +40,4 @@ final class AdminToken {
     return enabled() ? "AdminToken[set]" : "AdminToken[off]";
   }
 
-  private static byte[] sha256(String text) {
-    try {
-      return MessageDigest.getInstance("SHA-256").digest(text.getBytes(StandardCharsets.UTF_8));
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("SHA-256 is not available", e);
-    }
-  }
 }

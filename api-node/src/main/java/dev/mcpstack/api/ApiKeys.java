@@ -1,8 +1,5 @@
 package dev.mcpstack.api;
 
-import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.security.SecureRandom;
 import java.util.Base64;
 import java.util.HexFormat;
@@ -33,7 +30,7 @@ final class ApiKeys {
     RANDOM.nextBytes(secretBytes);
     String id = HexFormat.of().formatHex(idBytes);
     String secret = PREFIX + id + "-" + Base64.getUrlEncoder().withoutPadding().encodeToString(secretBytes);
-    return new NewKey(id, secret, sha256(secret));
+    return new NewKey(id, secret, Sha256.hex(secret));
   }
 
   /** Whether a bearer token is worth hashing (printable ASCII, 16 to 512 characters). */
@@ -43,16 +40,6 @@ final class ApiKeys {
 
   static boolean isId(String id) {
     return ID.matcher(id).matches();
-  }
-
-  /** Lower-case hex SHA-256 of the key's UTF-8 bytes. */
-  static String sha256(String key) {
-    try {
-      return HexFormat.of()
-          .formatHex(MessageDigest.getInstance("SHA-256").digest(key.getBytes(StandardCharsets.UTF_8)));
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("SHA-256 is not available", e);
-    }
   }
 
   /** {@code keygen [tenant]}: prints a new key and the line that declares it in API_KEYS. */

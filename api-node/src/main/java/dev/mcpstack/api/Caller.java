@@ -4,18 +4,22 @@ import dev.mcpstack.shared.ApiKey;
 import dev.mcpstack.shared.KeyLimits;
 
 /**
- * Who sent a request: the tenant that owns what it creates, and the key it used (null for the
- * anonymous caller of development mode, who has no limits and may use every model).
+ * Who sent a request: the tenant that owns what it creates, and the key it used. Two callers have
+ * no key: the anonymous caller of development mode, and operators submitting through the admin
+ * API. They have no limits, may use every model and may warm models up.
  */
 record Caller(String tenant, ApiKey key) {
   static final String ANONYMOUS_TENANT = "anonymous";
   static final Caller ANONYMOUS = new Caller(ANONYMOUS_TENANT, null);
+  /** Whose tasks operators submit through {@code POST /admin/tasks}. */
+  static final Caller OPERATOR = new Caller("operator", null);
 
   static Caller of(ApiKey key) {
     return new Caller(key.tenant(), key);
   }
 
-  boolean anonymous() {
+  /** The anonymous caller, or an operator. */
+  boolean keyless() {
     return key == null;
   }
 

@@ -73,7 +73,7 @@ final class KeyStore {
   }
 
   Lookup find(String presented) {
-    ApiKey key = byHash.get(ApiKeys.sha256(presented));
+    ApiKey key = byHash.get(Sha256.hex(presented));
     if (key == null) {
       return version < 0 ? NotLoaded.INSTANCE : Unknown.INSTANCE;
     }
@@ -202,6 +202,6 @@ final class KeyStore {
   static boolean validTenant(String tenant) {
     return TENANT.matcher(tenant).matches()
         && !tenant.equalsIgnoreCase(Caller.ANONYMOUS_TENANT)
-        && !tenant.equalsIgnoreCase(AdminRoutes.OPERATOR.tenant());
+        && !tenant.equalsIgnoreCase(Caller.OPERATOR.tenant());
   }
 }

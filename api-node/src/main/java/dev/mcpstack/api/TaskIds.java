@@ -1,10 +1,6 @@
 package dev.mcpstack.api;
 
 import dev.mcpstack.shared.TaskRetention;
-import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
-import java.util.HexFormat;
 import java.util.Optional;
 import java.util.UUID;
 import java.util.regex.Pattern;
@@ -81,13 +77,6 @@ final class TaskIds {
   }
 
   private static String hash(String owner, String key) {
-    try {
-      byte[] digest =
-          MessageDigest.getInstance("SHA-256")
-              .digest((owner + ":" + key).getBytes(StandardCharsets.UTF_8));
-      return HexFormat.of().formatHex(digest).substring(0, 32);
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("SHA-256 is not available", e);
-    }
+    return Sha256.hex(owner + ":" + key).substring(0, 32);
   }
 }

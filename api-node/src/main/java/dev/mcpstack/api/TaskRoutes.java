@@ -49,7 +49,7 @@ final class TaskRoutes {
         () ->
             concat(
                 pathEndOrSingleSlash(
-                    () -> http.submission((body, caller, key) -> submit(body, caller, key, requestId, false))),
+                    () -> http.submission((body, caller, key) -> submit(body, caller, key, requestId))),
                 path(
                     segment(),
                     id ->
@@ -62,10 +62,11 @@ final class TaskRoutes {
   }
 
   /**
-   * {@code POST /v1/tasks}, and the admin API's {@code POST /admin/tasks} ({@code operator}): only
-   * operators, and the anonymous caller of development mode, may warm models up.
+   * {@code POST /v1/tasks}, and the admin API's {@code POST /admin/tasks} (as {@link
+   * Caller#OPERATOR}): only keyless callers, operators and the anonymous caller of development
+   * mode, may warm models up.
    */
-  Route submit(JsonNode body, Caller caller, Optional<String> key, String requestId, boolean operator) {
+  Route submit(JsonNode body, Caller caller, Optional<String> key, String requestId) {
     if (!body.isObject()) {
       throw ApiError.invalid(null, "Invalid request body: expected a JSON object, but got " + RequestValidation.typeOf(body) + ".");
     }
@@ -98,7 +99,7 @@ final class TaskRoutes {
     }
     Instant deadline = deadline(body.get("timeout_seconds"));
     // the whole request is checked (400) before who may send it (403)
-    if (kind == TaskKind.MODEL_WARMUP && !operator && !caller.anonymous()) {
+    if (kind == TaskKind.MODEL_WARMUP && !caller.keyless()) {
       throw ApiError.of(
           ErrorCode.PERMISSION_DENIED,
           "Only operators may warm models up: submit model_warmup to POST /admin/tasks with the admin token.");

@@ -76,7 +76,7 @@ final class UsageRoutes {
   }
 
   private Route tenant(Caller caller, LocalDate from, LocalDate to, String requestId) {
-    List<ApiKey> tenantKeys = caller.anonymous() ? List.of() : keys.keysOf(caller.tenant());
+    List<ApiKey> tenantKeys = caller.keyless() ? List.of() : keys.keysOf(caller.tenant());
     List<CompletionStage<UsageReport>> reports = new ArrayList<>();
     // the keys of one rotation share an account: ask each account once
     tenantKeys.stream()

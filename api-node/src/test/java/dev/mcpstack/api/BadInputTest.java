@@ -51,9 +51,9 @@ class BadInputTest {
     java.nio.file.Files.writeString(
         keys,
         "keys = [\n"
-            + "  { tenant = good, sha256 = \"" + ApiKeys.sha256(GOOD) + "\" }\n"
-            + "  { tenant = narrow, sha256 = \"" + ApiKeys.sha256(NARROW) + "\", models = [sim-large] }\n"
-            + "  { tenant = tiny, sha256 = \"" + ApiKeys.sha256(TINY) + "\", limits { tokens-per-minute = 2 } }\n"
+            + "  { tenant = good, sha256 = \"" + Sha256.hex(GOOD) + "\" }\n"
+            + "  { tenant = narrow, sha256 = \"" + Sha256.hex(NARROW) + "\", models = [sim-large] }\n"
+            + "  { tenant = tiny, sha256 = \"" + Sha256.hex(TINY) + "\", limits { tokens-per-minute = 2 } }\n"
             + "]\n");
     keys.toFile().deleteOnExit();
     // keys required, declared in a file; no admin token (whatever ADMIN_TOKEN says): the admin API is off

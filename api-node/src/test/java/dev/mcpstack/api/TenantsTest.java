@@ -40,7 +40,7 @@ class TenantsTest {
         ApiFixture.start(
             "TenantsTest",
             "mcp.api { keys.required = on, admin-token = \"" + ADMIN + "\", admin-failure-delay = 300ms,"
-                + " keys.declared = \"configured:" + ApiKeys.sha256(DECLARED_KEY) + "\" }\n"
+                + " keys.declared = \"configured:" + Sha256.hex(DECLARED_KEY) + "\" }\n"
                 // 1 per million prompt tokens, 2 per million completion tokens: cost in micros = p + 2c
                 + "mcp.worker.prices { \"" + MODEL + "\" { prompt = 1, completion = 2 } }");
   }
