@@ -115,7 +115,7 @@ final class KeyAdminRoutes {
       limits = limits.withBudget(budget(body.get("budget")));
     }
     ApiKeys.NewKey made = ApiKeys.generate();
-    ApiKey key = new ApiKey(made.id(), tenant, name, made.sha256(), limits, models, null, null, 0);
+    ApiKey key = new ApiKey(made.id(), tenant, name, made.sha256(), limits, models, null, null, null, 0);
     return answer(ask(made.id(), r -> new KeyProtocol.Create(key, r)), StatusCodes.CREATED, made.secret(), requestId);
   }
 

@@ -184,7 +184,7 @@ final class KeyStore {
       throw new IllegalArgumentException(source + ": '" + sha256 + "' is not a SHA-256 in hex (64 digits)");
     }
     String id = "cfg" + hash.substring(0, 9);
-    keys.put(hash, new ApiKey(id, tenant.trim(), name, hash, limits, models, null, null, 0));
+    keys.put(hash, new ApiKey(id, tenant.trim(), name, hash, limits, models, null, null, null, 0));
   }
 
   static KeyLimits limits(Config c) {

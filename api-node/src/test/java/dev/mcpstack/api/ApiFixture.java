@@ -2,6 +2,8 @@ package dev.mcpstack.api;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.openai.client.OpenAIClient;
+import com.openai.client.okhttp.OpenAIOkHttpClient;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import dev.mcpstack.sim.Faults;
@@ -123,6 +125,16 @@ final class ApiFixture implements AutoCloseable {
 
   String baseUrl() {
     return "http://127.0.0.1:" + port;
+  }
+
+  /** The official OpenAI SDK pointed at this node with {@code apiKey}, without retries of its own. */
+  OpenAIClient openAi(String apiKey) {
+    return OpenAIOkHttpClient.builder()
+        .baseUrl(baseUrl() + "/v1")
+        .apiKey(apiKey)
+        .maxRetries(0)
+        .timeout(TIMEOUT)
+        .build();
   }
 
   HttpRequest.Builder request(String path, String... headers) {

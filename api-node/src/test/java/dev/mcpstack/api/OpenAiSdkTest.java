@@ -4,7 +4,6 @@ import static dev.mcpstack.api.ApiFixture.MODEL;
 import static org.junit.jupiter.api.Assertions.*;
 
 import com.openai.client.OpenAIClient;
-import com.openai.client.okhttp.OpenAIOkHttpClient;
 import com.openai.core.http.StreamResponse;
 import com.openai.errors.BadRequestException;
 import com.openai.errors.NotFoundException;
@@ -31,13 +30,7 @@ class OpenAiSdkTest {
   @BeforeAll
   void start() throws Exception {
     api = ApiFixture.start("OpenAiSdkTest");
-    openai =
-        OpenAIOkHttpClient.builder()
-            .baseUrl(api.baseUrl() + "/v1")
-            .apiKey("test")
-            .maxRetries(0)
-            .timeout(Duration.ofSeconds(30))
-            .build();
+    openai = api.openAi("test");
   }
 
   @AfterAll

@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.openai.client.OpenAIClient;
-import com.openai.client.okhttp.OpenAIOkHttpClient;
 import com.openai.errors.UnauthorizedException;
 import com.openai.errors.RateLimitException;
 import com.openai.models.chat.completions.ChatCompletion;
@@ -256,8 +255,8 @@ class TenantsTest {
     String key = createKey("{\"tenant\":\"sdk\",\"limits\":{\"requests_per_minute\":1}}").path("key").asText();
     api.eventually(WAIT, () -> assertEquals(200, api.get("/v1/models", bearer(key)).statusCode()));
     ChatCompletionCreateParams params = ChatCompletionCreateParams.builder().model(MODEL).addUserMessage("hello").build();
-    OpenAIClient good = client(key);
-    OpenAIClient bad = client("sk-mcp-000000000000-notarealkeynotarealkeynotarealkey00");
+    OpenAIClient good = api.openAi(key);
+    OpenAIClient bad = api.openAi("sk-mcp-000000000000-notarealkeynotarealkeynotarealkey00");
     try {
       ChatCompletion completion = good.chat().completions().create(params);
       assertFalse(completion.choices().isEmpty());
@@ -270,15 +269,6 @@ class TenantsTest {
       good.close();
       bad.close();
     }
-  }
-
-  private OpenAIClient client(String key) {
-    return OpenAIOkHttpClient.builder()
-        .baseUrl(api.baseUrl() + "/v1")
-        .apiKey(key)
-        .maxRetries(0)
-        .timeout(Duration.ofSeconds(30))
-        .build();
   }
 
   @Test

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.openai.client.OpenAIClient;
-import com.openai.client.okhttp.OpenAIOkHttpClient;
 import com.openai.core.http.StreamResponse;
 import com.openai.helpers.ChatCompletionAccumulator;
 import com.openai.models.FunctionDefinition;
@@ -41,13 +40,7 @@ class ToolCallsTest {
   @BeforeAll
   void start() throws Exception {
     api = ApiFixture.start("ToolCallsTest");
-    openai =
-        OpenAIOkHttpClient.builder()
-            .baseUrl(api.baseUrl() + "/v1")
-            .apiKey("test")
-            .maxRetries(0)
-            .timeout(Duration.ofSeconds(30))
-            .build();
+    openai = api.openAi("test");
   }
 
   @AfterAll

@@ -11,13 +11,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.typesafe.config.Config;
-import dev.mcpstack.shared.TaskProtocol;
+import dev.mcpstack.worker.testkit.TestNode;
 import dev.mcpstack.worker.journal.RetentionCleaner;
 import java.net.http.HttpResponse;
-import java.sql.Connection;
-import java.sql.DriverManager;
-import java.sql.PreparedStatement;
-import java.sql.ResultSet;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.List;
@@ -110,10 +106,10 @@ class TransientTasksTest {
                 Clock.systemUTC(),
                 config.getDuration("mcp.worker.retention.transient-after").plusMinutes(1)));
     assertTrue(later.cleanAll() >= 2);
-    assertEquals(0, events(config, chat));
-    assertEquals(0, events(config, embeddings));
-    assertTrue(events(config, stored) > 0, "a stored completion stays");
-    assertTrue(events(config, async) > 0, "an async task stays");
+    assertEquals(0, TestNode.journalRows(config, "event_journal", chat));
+    assertEquals(0, TestNode.journalRows(config, "event_journal", embeddings));
+    assertTrue(TestNode.journalRows(config, "event_journal", stored) > 0, "a stored completion stays");
+    assertTrue(TestNode.journalRows(config, "event_journal", async) > 0, "an async task stays");
     assertEquals(200, api.get("/v1/chat/completions/" + stored).statusCode());
     assertEquals(200, api.get("/v1/tasks/" + async).statusCode());
     // once passivated, the deleted task is gone for operators too
@@ -158,21 +154,5 @@ class TransientTasksTest {
 
   private static String message(HttpResponse<String> response, String id) throws Exception {
     return json(response).at("/error/message").asText().replace(id, "ID");
-  }
-
-  private static int events(Config config, String taskId) throws Exception {
-    try (Connection c =
-            DriverManager.getConnection(
-                config.getString("mcp.journal.url"),
-                config.getString("mcp.journal.user"),
-                config.getString("mcp.journal.password"));
-        PreparedStatement q =
-            c.prepareStatement("SELECT COUNT(*) FROM \"event_journal\" WHERE \"persistence_id\" = ?")) {
-      q.setString(1, TaskProtocol.TYPE_KEY.name() + "|" + taskId);
-      try (ResultSet rs = q.executeQuery()) {
-        rs.next();
-        return rs.getInt(1);
-      }
-    }
   }
 }

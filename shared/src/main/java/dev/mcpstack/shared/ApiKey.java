@@ -24,18 +24,6 @@ public record ApiKey(
     String account,
     long version)
     implements CborSerializable {
-  public ApiKey(
-      String id,
-      String tenant,
-      String name,
-      String sha256,
-      KeyLimits limits,
-      List<String> models,
-      Instant createdAt,
-      Instant revokedAt,
-      long version) {
-    this(id, tenant, name, sha256, limits, models, createdAt, revokedAt, null, version);
-  }
 
   public ApiKey {
     Objects.requireNonNull(id, "id");

@@ -130,7 +130,7 @@ public final class KeyRegistry
     }
     ApiKey key = cmd.key();
     ApiKey fresh =
-        new ApiKey(key.id(), key.tenant(), key.name(), key.sha256(), key.limits(), key.models(), clock.instant(), null, 0);
+        new ApiKey(key.id(), key.tenant(), key.name(), key.sha256(), key.limits(), key.models(), clock.instant(), null, null, 0);
     return Effect()
         .persist(new KeyCreated(fresh))
         .thenReply(cmd.replyTo(), s -> new KeyProtocol.One(s.keys().get(key.id())));

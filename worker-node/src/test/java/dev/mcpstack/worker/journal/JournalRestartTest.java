@@ -21,9 +21,6 @@ import dev.mcpstack.worker.testkit.TestNode;
 import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.sql.Connection;
-import java.sql.PreparedStatement;
-import java.sql.ResultSet;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
@@ -125,13 +122,13 @@ class JournalRestartTest {
       assertTrue(resumed.attempts() >= 2, "the pending retry ran after the restart");
 
       Config resolved = Journal.configure(config);
-      assertTrue(countEvents(resolved, done) > 0);
+      assertTrue(TestNode.journalRows(resolved, "event_journal", done) > 0);
       RetentionCleaner cleaner =
           new RetentionCleaner(
               resolved, Clock.fixed(Instant.now().plus(Duration.ofDays(8)), ZoneOffset.UTC));
       assertTrue(cleaner.cleanOnce() >= 2);
-      assertEquals(0, countEvents(resolved, done));
-      assertEquals(0, countEvents(resolved, pending));
+      assertEquals(0, TestNode.journalRows(resolved, "event_journal", done));
+      assertEquals(0, TestNode.journalRows(resolved, "event_journal", pending));
       RetentionCleaner notYet = new RetentionCleaner(resolved, Clock.systemUTC());
       assertEquals(0, notYet.cleanOnce(), "nothing finished 7 days ago");
     } finally {
@@ -168,19 +165,5 @@ class JournalRestartTest {
           assertEquals(status, view.status());
           return view;
         });
-  }
-
-  private static int countEvents(Config config, String taskId) {
-    try (Connection c = Journal.connect(config);
-        PreparedStatement q =
-            c.prepareStatement("SELECT COUNT(*) FROM \"event_journal\" WHERE \"persistence_id\" = ?")) {
-      q.setString(1, TaskProtocol.TYPE_KEY.name() + "|" + taskId);
-      try (ResultSet rs = q.executeQuery()) {
-        rs.next();
-        return rs.getInt(1);
-      }
-    } catch (Exception e) {
-      throw new AssertionError(e);
-    }
   }
 }

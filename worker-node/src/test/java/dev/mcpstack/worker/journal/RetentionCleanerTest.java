@@ -21,9 +21,6 @@ import dev.mcpstack.worker.testkit.MutableClock;
 import dev.mcpstack.worker.testkit.ScriptedRunner;
 import dev.mcpstack.worker.testkit.TestNode;
 import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
-import java.sql.Connection;
-import java.sql.PreparedStatement;
-import java.sql.ResultSet;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
@@ -81,13 +78,13 @@ class RetentionCleanerTest {
       ScriptedRunner runner = new ScriptedRunner();
       String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
       runToEnd(kit, config, runner, id, TaskRetention.TRANSIENT);
-      assertTrue(countRows(config, "event_journal", id) > 0);
+      assertTrue(TestNode.journalRows(config, "event_journal", id) > 0);
       kit.spawn(RetentionCleaner.periodic(config));
       kit.createTestProbe()
           .awaitAssert(
               Duration.ofSeconds(10),
               () -> {
-                assertEquals(0, countRows(config, "event_journal", id));
+                assertEquals(0, TestNode.journalRows(config, "event_journal", id));
                 return null;
               });
     } finally {
@@ -111,7 +108,7 @@ class RetentionCleanerTest {
       for (String id : new String[] {sync, async}) {
         probe.awaitAssert(
             () -> {
-              assertTrue(countRows(config, "snapshot", id) > 0, "snapshot of " + id);
+              assertTrue(TestNode.journalRows(config, "snapshot", id) > 0, "snapshot of " + id);
               return null;
             });
       }
@@ -119,21 +116,21 @@ class RetentionCleanerTest {
       MutableClock clock = new MutableClock(Instant.now());
       RetentionCleaner cleaner = new RetentionCleaner(config, clock);
       assertEquals(0, cleaner.cleanAll(), "nothing ended 15 minutes ago");
-      assertTrue(countRows(config, "event_journal", sync) > 0);
+      assertTrue(TestNode.journalRows(config, "event_journal", sync) > 0);
 
       clock.advance(Duration.ofMinutes(15).plusSeconds(1));
       assertEquals(1, cleaner.cleanAll(), "the transient task, 15 minutes after it ended");
-      assertEquals(0, countRows(config, "event_journal", sync));
-      assertEquals(0, countRows(config, "snapshot", sync));
-      assertTrue(countRows(config, "event_journal", async) > 0, "the async task stays");
-      assertTrue(countRows(config, "snapshot", async) > 0);
-      assertTrue(countRows(config, "event_journal", running) > 0, "a running task stays");
+      assertEquals(0, TestNode.journalRows(config, "event_journal", sync));
+      assertEquals(0, TestNode.journalRows(config, "snapshot", sync));
+      assertTrue(TestNode.journalRows(config, "event_journal", async) > 0, "the async task stays");
+      assertTrue(TestNode.journalRows(config, "snapshot", async) > 0);
+      assertTrue(TestNode.journalRows(config, "event_journal", running) > 0, "a running task stays");
 
       clock.advance(Duration.ofDays(7));
       assertEquals(1, cleaner.cleanAll(), "the async task, 7 days after it ended");
-      assertEquals(0, countRows(config, "event_journal", async));
-      assertEquals(0, countRows(config, "snapshot", async));
-      assertTrue(countRows(config, "event_journal", running) > 0, "a running task stays");
+      assertEquals(0, TestNode.journalRows(config, "event_journal", async));
+      assertEquals(0, TestNode.journalRows(config, "snapshot", async));
+      assertTrue(TestNode.journalRows(config, "event_journal", running) > 0, "a running task stays");
       assertEquals(0, cleaner.cleanAll());
     } finally {
       kit.shutdownTestKit();
@@ -190,19 +187,5 @@ class RetentionCleanerTest {
           assertEquals(TaskStatus.SUCCEEDED, ((TaskReply.Ok) reply.receiveMessage()).view().status());
           return null;
         });
-  }
-
-  private static int countRows(Config config, String table, String taskId) {
-    try (Connection c = Journal.connect(config);
-        PreparedStatement q =
-            c.prepareStatement("SELECT COUNT(*) FROM \"" + table + "\" WHERE \"persistence_id\" = ?")) {
-      q.setString(1, TaskProtocol.TYPE_KEY.name() + "|" + taskId);
-      try (ResultSet rs = q.executeQuery()) {
-        rs.next();
-        return rs.getInt(1);
-      }
-    } catch (Exception e) {
-      throw new AssertionError(e);
-    }
   }
 }

@@ -42,7 +42,7 @@ class KeyRegistryTest {
   }
 
   private static ApiKey key(String id, String tenant) {
-    return new ApiKey(id, tenant, "ci", id.repeat(6).substring(0, 64), new KeyLimits(60, 0, 0, 0), List.of("m"), null, null, 0);
+    return new ApiKey(id, tenant, "ci", id.repeat(6).substring(0, 64), new KeyLimits(60, 0, 0, 0), List.of("m"), null, null, null, 0);
   }
 
   private KeyProtocol.Reply run(java.util.function.Function<org.apache.pekko.actor.typed.ActorRef<KeyProtocol.Reply>, KeyProtocol.Command> command) {

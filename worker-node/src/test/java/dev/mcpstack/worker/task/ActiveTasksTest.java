@@ -27,16 +27,6 @@ import org.junit.jupiter.api.TestInstance;
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class ActiveTasksTest {
   private static final ObjectMapper JSON = new ObjectMapper();
-  private static final TaskSettings SETTINGS =
-      new TaskSettings(
-          3,
-          new Backoff(Duration.ofSeconds(1), Duration.ofSeconds(10)),
-          Duration.ofSeconds(60),
-          Duration.ofMinutes(10),
-          Duration.ofSeconds(30),
-          100,
-          Duration.ofMillis(100),
-          Duration.ofSeconds(1));
 
   private final ActorTestKit testKit =
       ActorTestKit.create(
@@ -51,7 +41,7 @@ class ActiveTasksTest {
 
   private EventSourcedBehaviorTestKit<Command, TaskEntity.Event, TaskState> entity(String id) {
     return EventSourcedBehaviorTestKit.create(
-        testKit.system(), TaskEntity.create(id, SETTINGS, runner, clock, () -> 1.0, null));
+        testKit.system(), TaskEntity.create(id, TaskEntityTest.SETTINGS, runner, clock, () -> 1.0, null));
   }
 
   private static TaskReply submit(EventSourcedBehaviorTestKit<Command, TaskEntity.Event, TaskState> kit) {

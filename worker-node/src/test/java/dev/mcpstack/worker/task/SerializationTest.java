@@ -81,7 +81,7 @@ class SerializationTest {
     TestProbe<AccountProtocol.UsageReport> usage = testKit.createTestProbe();
     AccountProtocol.UsageLine line = new AccountProtocol.UsageLine(LocalDate.of(2026, 11, 28), "m", 3, 10, 20, 42);
     KeyLimits limits = new KeyLimits(60, 10_000, 4, 10);
-    ApiKey key = new ApiKey("k1", "acme", "ci", "ab".repeat(32), limits, List.of("m"), t, null, 3);
+    ApiKey key = new ApiKey("k1", "acme", "ci", "ab".repeat(32), limits, List.of("m"), t, null, null, 3);
     LimiterProtocol.Standing standing = new LimiterProtocol.Standing(60, 59, 1000, 10_000, 9_000, 6000);
     TaskState state =
         new TaskState("task-1", spec, "alice", "k1", "hold-1", TaskStatus.SUCCEEDED, 3, t, t, t, null, result, null);

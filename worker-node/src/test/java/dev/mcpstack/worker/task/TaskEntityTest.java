@@ -45,7 +45,7 @@ import org.junit.jupiter.api.TestInstance;
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class TaskEntityTest {
   private static final ObjectMapper JSON = new ObjectMapper();
-  private static final TaskSettings SETTINGS =
+  static final TaskSettings SETTINGS =
       new TaskSettings(
           3,
           new Backoff(Duration.ofSeconds(1), Duration.ofSeconds(10)),

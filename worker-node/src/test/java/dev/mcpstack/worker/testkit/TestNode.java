@@ -3,6 +3,12 @@ package dev.mcpstack.worker.testkit;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import dev.mcpstack.shared.NodeConfig;
+import dev.mcpstack.shared.TaskProtocol;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
 import dev.mcpstack.worker.WorkerNode;
 import dev.mcpstack.worker.journal.Journal;
 import java.time.Duration;
@@ -51,6 +57,28 @@ public final class TestNode {
     cluster.manager().tell(Join.create(cluster.selfMember().address()));
     WorkerNode.start(system);
     return system;
+  }
+
+  /**
+   * Rows of task {@code taskId} in the journal table {@code table} ({@code event_journal},
+   * {@code snapshot}) of the database {@code config} names: what retention left of it.
+   */
+  public static int journalRows(Config config, String table, String taskId) {
+    try (Connection c =
+            DriverManager.getConnection(
+                config.getString("mcp.journal.url"),
+                config.getString("mcp.journal.user"),
+                config.getString("mcp.journal.password"));
+        PreparedStatement q =
+            c.prepareStatement("SELECT COUNT(*) FROM \"" + table + "\" WHERE \"persistence_id\" = ?")) {
+      q.setString(1, TaskProtocol.TYPE_KEY.name() + "|" + taskId);
+      try (ResultSet rs = q.executeQuery()) {
+        rs.next();
+        return rs.getInt(1);
+      }
+    } catch (SQLException e) {
+      throw new AssertionError(e);
+    }
   }
 
   /** Waits until the node's own member is Up. */
