@@ -75,13 +75,16 @@ class LocalClusterFailoverIT {
     script(env, "start", log);
     System.out.printf("local cluster started in %d ms%n", (System.nanoTime() - started) / 1_000_000);
     try {
-      // one API key for all the tasks: its usage account must count each task once, kill or not
+      // one API key for all the tasks: its usage account must count each task once, kill or not;
+      // with limits (never reached), so that every submit asks its limiter on a worker process
       HttpResponse<String> created =
           http.send(
               HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + apiPort + "/admin/keys"))
                   .header("Authorization", "Bearer " + ADMIN_TOKEN)
                   .header("Content-Type", "application/json")
-                  .POST(HttpRequest.BodyPublishers.ofString("{\"tenant\":\"failover\"}"))
+                  .POST(
+                      HttpRequest.BodyPublishers.ofString(
+                          "{\"tenant\":\"failover\",\"limits\":{\"requests_per_minute\":100000,\"max_active_tasks\":100000}}"))
                   .build(),
               HttpResponse.BodyHandlers.ofString());
       assertEquals(201, created.statusCode(), created.body());
@@ -108,6 +111,7 @@ class LocalClusterFailoverIT {
       for (Map.Entry<String, java.util.concurrent.CompletableFuture<HttpResponse<String>>> e : submits.entrySet()) {
         HttpResponse<String> r = e.getValue().get(60, TimeUnit.SECONDS);
         assertEquals(202, r.statusCode(), r.body());
+        assertEquals("100000", r.headers().firstValue("x-ratelimit-limit-requests").orElse(""), "the limiter answered");
         prompts.put(JSON.readTree(r.body()).path("id").asText(), e.getKey());
       }
       assertEquals(TASKS, prompts.size(), "every submit got its own task id");
@@ -170,6 +174,7 @@ class LocalClusterFailoverIT {
           (allDone - killedAt) / 1_000_000);
 
       assertUsageCountedOnce(apiPort, keyId, TASKS, promptTokens, completionTokens);
+      streamedToolCallsCrossNodes(apiPort, key);
 
       rollingRestartUnderLoad(env, log, apiPort);
     } finally {
@@ -279,6 +284,55 @@ class LocalClusterFailoverIT {
             .POST(HttpRequest.BodyPublishers.ofString(body))
             .build(),
         HttpResponse.BodyHandlers.ofString());
+  }
+
+  /**
+   * A streamed chat with tools, answered by a worker in another process: the runner's tool-call
+   * fragments cross Artery as they were sent (index, id, name, argument pieces), and the usage chunk
+   * and [DONE] follow.
+   */
+  private void streamedToolCallsCrossNodes(int apiPort, String key) throws Exception {
+    HttpResponse<String> r =
+        http.send(
+            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + apiPort + "/v1/chat/completions"))
+                .timeout(Duration.ofSeconds(60))
+                .header("Content-Type", "application/json")
+                .header("Authorization", "Bearer " + key)
+                .POST(
+                    HttpRequest.BodyPublishers.ofString(
+                        "{\"model\":\"sim-small\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+                            + "\"messages\":[{\"role\":\"user\",\"content\":\"weather and time in Oslo\"}],"
+                            + "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}},"
+                            + "{\"type\":\"function\",\"function\":{\"name\":\"get_time\"}}]}"))
+                .build(),
+            HttpResponse.BodyHandlers.ofString());
+    assertEquals(200, r.statusCode(), r.body());
+    Map<Integer, StringBuilder> arguments = new java.util.TreeMap<>();
+    Map<Integer, String> names = new HashMap<>();
+    String finish = null;
+    for (String line : r.body().split("\n")) {
+      if (!line.startsWith("data: {")) {
+        continue;
+      }
+      JsonNode choice = JSON.readTree(line.substring(6)).path("choices").path(0);
+      for (JsonNode call : choice.path("delta").path("tool_calls")) {
+        int index = call.path("index").asInt();
+        if (call.at("/function/name").isTextual()) {
+          names.put(index, call.at("/function/name").asText());
+        }
+        arguments.computeIfAbsent(index, i -> new StringBuilder()).append(call.at("/function/arguments").asText(""));
+      }
+      if (choice.path("finish_reason").isTextual()) {
+        finish = choice.path("finish_reason").asText();
+      }
+    }
+    assertEquals(Map.of(0, "get_weather", 1, "get_time"), names, r.body());
+    for (StringBuilder args : arguments.values()) {
+      assertEquals("weather and time in Oslo", JSON.readTree(args.toString()).path("query").asText(), args.toString());
+    }
+    assertEquals("tool_calls", finish);
+    assertTrue(r.body().contains("\"usage\"") && r.body().trim().endsWith("data: [DONE]"), r.body());
+    System.out.printf("streamed tool calls across processes: %d calls reassembled%n", names.size());
   }
 
   /**
