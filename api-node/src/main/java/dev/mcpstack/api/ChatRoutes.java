@@ -106,46 +106,44 @@ final class ChatRoutes {
       String requestId,
       Runnable done) {
     String owner = caller.tenant();
-    TaskWatch watch = tasks.watch(id, owner, settings.chatTimeout().plus(settings.waitGrace()));
     return tasks
-        .submit(id, spec, caller, holdId, deadline, watch.subscriber())
-        .whenComplete(
-            (view, e) -> {
-              if (e != null) {
-                watch.close();
-              }
-            })
+        .submitAndFollow(id, spec, caller, holdId, deadline)
+        .prefixAndTail(1)
+        .runWith(Sink.head(), http.system)
         .thenCompose(
-            submitted ->
-                watch
-                    .updates()
-                    .filter(u -> u instanceof TaskUpdate.ContentDelta || TaskWatch.isTerminal(u))
-                    .map(Optional::of)
-                    .keepAlive(settings.keepaliveInterval(), Optional::<TaskUpdate>empty)
-                    .prefixAndTail(1)
-                    .runWith(Sink.head(), http.system)
-                    .thenApply(
-                        prefixAndTail -> {
-                          List<Optional<TaskUpdate>> first = prefixAndTail.first();
-                          if (first.isEmpty()) {
-                            throw ApiError.of(ErrorCode.TIMEOUT, "The chat completion ended without an answer.");
-                          }
-                          if (first.get(0).orElse(null) instanceof TaskUpdate.StatusChanged sc
-                              && sc.view().status() != TaskStatus.SUCCEEDED) {
-                            done.run();
-                            return finished(sc.view(), requestId);
-                          }
-                          ChatStream chunks =
-                              new ChatStream(
-                                  http,
-                                  id,
-                                  submitted.createdAt().getEpochSecond(),
-                                  spec.model(),
-                                  includeUsage,
-                                  requestId);
-                          return Sse.response(
-                              events(chunks, Source.from(first).concat(prefixAndTail.second()), id, owner, done));
-                        }));
+            viewAndRest -> {
+              // the first update is the task as the submit left it: its creation time names the chunks
+              TaskView submitted = ((TaskUpdate.StatusChanged) viewAndRest.first().get(0)).view();
+              // (a repeat of a finished task: that first update is already its end)
+              return Source.from(viewAndRest.first())
+                  .concat(viewAndRest.second())
+                  .filter(u -> u instanceof TaskUpdate.ContentDelta || isTerminal(u))
+                  .map(Optional::of)
+                  .keepAlive(settings.keepaliveInterval(), Optional::<TaskUpdate>empty)
+                  .prefixAndTail(1)
+                  .runWith(Sink.head(), http.system)
+                  .thenApply(
+                      prefixAndTail -> {
+                        List<Optional<TaskUpdate>> first = prefixAndTail.first();
+                        if (first.isEmpty()) {
+                          throw ApiError.of(ErrorCode.TIMEOUT, "The chat completion ended without an answer.");
+                        }
+                        if (first.get(0).orElse(null) instanceof TaskUpdate.StatusChanged sc
+                            && sc.view().status() != TaskStatus.SUCCEEDED) {
+                          done.run();
+                          return finished(sc.view(), requestId);
+                        }
+                        ChatStream chunks =
+                            new ChatStream(
+                                http, id, submitted.createdAt().getEpochSecond(), spec.model(), includeUsage, requestId);
+                        return Sse.response(
+                            events(chunks, Source.from(first).concat(prefixAndTail.second()), id, owner, done));
+                      });
+            });
+  }
+
+  static boolean isTerminal(TaskUpdate u) {
+    return u instanceof TaskUpdate.StatusChanged sc && sc.view().status().isTerminal();
   }
 
   /** {@code updates}: the task's content and its end; empty = idle for a keep-alive interval. */

@@ -13,6 +13,16 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
+import java.util.function.Supplier;
+import com.fasterxml.jackson.databind.node.NullNode;
+import dev.mcpstack.shared.LargeJson;
+import org.apache.pekko.NotUsed;
+import org.apache.pekko.japi.pf.PFBuilder;
+import org.apache.pekko.stream.Materializer;
+import org.apache.pekko.stream.OverflowStrategy;
+import org.apache.pekko.stream.SourceRef;
+import org.apache.pekko.stream.javadsl.Source;
+import org.apache.pekko.util.ByteString;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
@@ -26,12 +36,14 @@ import org.apache.pekko.stream.javadsl.Sink;
  */
 final class TaskClient {
   private final ActorSystem<?> system;
+  private final Materializer mat;
   private final ClusterSharding sharding;
   private final ApiSettings settings;
   private final Admission admission;
 
   TaskClient(ActorSystem<?> system, ApiSettings settings, Admission admission) {
     this.system = system;
+    this.mat = Materializer.matFromSystem(system);
     this.admission = admission;
     this.sharding = ClusterSharding.get(system);
     this.settings = settings;
@@ -42,17 +54,24 @@ final class TaskClient {
   }
 
   /**
-   * Submits a task for {@code caller} under the limiter's {@code holdId} (null without one). The
-   * task entity frees the hold when the task it created ends; when this submit created no task
-   * (refused, or a repeat of an existing task with its own hold), the hold is freed here.
+   * Submits a task for {@code caller} under the limiter's {@code holdId} (null without one); with
+   * {@code follow} the answer carries its updates. The task entity frees the hold when the task it
+   * created ends; when this submit created no task (refused, or a repeat of an existing task with
+   * its own hold), the hold is freed here. A request too big for one cluster message travels out
+   * of band ({@link LargeJson}), read anew for every retry of the ask.
    */
-  CompletionStage<TaskView> submit(
-      String id, TaskSpec spec, Caller caller, String holdId, Instant deadline, ActorRef<TaskUpdate> subscriber) {
+  CompletionStage<TaskReply.Ok> submitReply(
+      String id, TaskSpec spec, Caller caller, String holdId, Instant deadline, boolean follow) {
     return attempt(
             id,
-            replyTo ->
-                new TaskProtocol.Submit(
-                    spec, caller.tenant(), caller.account(), holdId, deadline, TaskIds.retention(id), subscriber, replyTo),
+            replyTo -> {
+              SourceRef<ByteString> requestChunks = LargeJson.chunksIfLarge(spec.request(), mat);
+              TaskSpec sent =
+                  requestChunks == null ? spec : new TaskSpec(spec.kind(), spec.model(), NullNode.getInstance());
+              return new TaskProtocol.Submit(
+                  sent, caller.tenant(), caller.account(), holdId, deadline, TaskIds.retention(id), follow,
+                  requestChunks, null, replyTo);
+            },
             settings.submitRetries())
         .whenComplete(
             (reply, e) -> {
@@ -69,7 +88,11 @@ final class TaskClient {
                 admission.release(caller, holdId, 0);
               }
             })
-        .thenApply(TaskClient::viewOf);
+        .thenApply(TaskClient::okOf);
+  }
+
+  CompletionStage<TaskView> submit(String id, TaskSpec spec, Caller caller, String holdId, Instant deadline) {
+    return submitReply(id, spec, caller, holdId, deadline, false).thenCompose(this::viewOf);
   }
 
   CompletionStage<TaskView> get(String id, String owner) {
@@ -85,13 +108,22 @@ final class TaskClient {
     return ask(id, replyTo -> new TaskProtocol.Cancel(owner, replyTo));
   }
 
-  CompletionStage<TaskView> subscribe(String id, String owner, ActorRef<TaskUpdate> subscriber) {
-    return ask(id, replyTo -> new TaskProtocol.Subscribe(owner, subscriber, replyTo));
+  /**
+   * Submits a task and follows it ({@link #follow}): the updates start with its view as it stands.
+   * The follower gives up (504) a little after {@code deadline}.
+   */
+  Source<TaskUpdate, NotUsed> submitAndFollow(
+      String id, TaskSpec spec, Caller caller, String holdId, Instant deadline) {
+    return follow(
+        id,
+        caller.tenant(),
+        () -> submitReply(id, spec, caller, holdId, deadline, true),
+        Duration.between(Instant.now(), deadline).plus(settings.waitGrace()));
   }
 
-  /** Starts watching a task; give up (504) when it has not finished after {@code giveUpAfter}. */
-  TaskWatch watch(String id, String owner, Duration giveUpAfter) {
-    return new TaskWatch(system, entity(id), owner, settings, giveUpAfter);
+  /** Follows an existing task ({@link #follow}), for up to {@code giveUpAfter}. */
+  Source<TaskUpdate, NotUsed> follow(String id, String owner, Duration giveUpAfter) {
+    return follow(id, owner, () -> followReply(id, owner), giveUpAfter);
   }
 
   /**
@@ -99,16 +131,138 @@ final class TaskClient {
    * wait gives up (504) a little after the task's {@code deadline}.
    */
   CompletionStage<TaskView> run(String id, TaskSpec spec, Caller caller, String holdId, Instant deadline) {
-    TaskWatch watch = watch(id, caller.tenant(), Duration.between(Instant.now(), deadline).plus(settings.waitGrace()));
-    return submit(id, spec, caller, holdId, deadline, watch.subscriber())
-        .whenComplete(
-            (view, e) -> {
-              if (e != null) {
-                watch.close();
-              }
-            })
-        .thenCompose(view -> watch.updates().runWith(Sink.last(), system))
+    return submitAndFollow(id, spec, caller, holdId, deadline)
+        .runWith(Sink.last(), system)
         .thenApply(update -> ((TaskUpdate.StatusChanged) update).view());
+  }
+
+  /**
+   * The one way to follow a task: its updates, from the current view to the terminal status change
+   * (included), read with backpressure from the entity wherever it lives. Lazy: nothing is asked
+   * before the source runs; {@code open} (a Submit with follow, or a Follow) gives the first
+   * subscription. When a subscription breaks (its worker stopped, the shard moved) the follower
+   * follows again after a short pause, and goes on transparently if no delta has reached it yet.
+   * Once deltas have, it ends with an error: deltas sent while it was away are lost, and so is a
+   * delta of a new attempt (the client would see two different answers glued together). Fails with
+   * a 504 when no terminal update arrives within {@code giveUpAfter}.
+   */
+  private Source<TaskUpdate, NotUsed> follow(
+      String id, String owner, Supplier<CompletionStage<TaskReply.Ok>> open, Duration giveUpAfter) {
+    Progress progress = new Progress();
+    return subscription(id, owner, open, progress, 0)
+        .completionTimeout(giveUpAfter)
+        .mapError(
+            new PFBuilder<Throwable, Throwable>()
+                .match(
+                    TimeoutException.class,
+                    e -> ApiError.of(ErrorCode.TIMEOUT, "the task did not finish within " + giveUpAfter.toSeconds() + " s"))
+                .build());
+  }
+
+  /** One subscription, then (unless it saw the end) the next one. */
+  private Source<TaskUpdate, NotUsed> subscription(
+      String id, String owner, Supplier<CompletionStage<TaskReply.Ok>> open, Progress progress, int resumes) {
+    Source<TaskUpdate, NotUsed> updates =
+        Source.lazyCompletionStageSource(() -> open.get().thenApply(ok -> ok.updates().getSource()))
+            .mapMaterializedValue(m -> NotUsed.getInstance())
+            .mapAsync(1, this::withResult)
+            .map(progress::check)
+            .recoverWithRetries(
+                1,
+                new PFBuilder<Throwable, Source<TaskUpdate, NotUsed>>()
+                    .matchAny(
+                        e -> {
+                          if (!resumable(Failures.unwrap(e), resumes, progress)) {
+                            return Source.failed(e);
+                          }
+                          system.log().info("following task {} again after: {}", id, e.toString());
+                          return Source.empty();
+                        })
+                    .build());
+    Source<TaskUpdate, NotUsed> next =
+        Source.lazySource(
+                () -> {
+                  if (progress.terminal) {
+                    return Source.<TaskUpdate>empty();
+                  }
+                  if (progress.outputAttempt > 0) {
+                    return Source.<TaskUpdate>failed(progress.interrupted("its worker stopped"));
+                  }
+                  if (resumes >= MAX_RESUMES) {
+                    return Source.<TaskUpdate>failed(
+                        ApiError.of(ErrorCode.UNAVAILABLE, "the task service kept dropping this task's updates; try again"));
+                  }
+                  Duration pause = RESUME_PAUSE.multipliedBy(Math.min(resumes + 1, 10));
+                  return Source.single(NotUsed.getInstance())
+                      .delay(pause, OverflowStrategy.backpressure())
+                      .flatMapConcat(
+                          x -> subscription(id, owner, () -> followReply(id, owner), progress, resumes + 1));
+                })
+            .mapMaterializedValue(m -> NotUsed.getInstance());
+    return updates.concatLazy(next);
+  }
+
+  private static final int MAX_RESUMES = 60;
+  private static final Duration RESUME_PAUSE = Duration.ofMillis(200);
+
+  /**
+   * Whether a broken subscription is followed again: not after the follower's own verdict, nor
+   * when the task refused (not found, conflict, limits); yes when the stream broke or the task
+   * service did not answer in time (the shard is moving).
+   */
+  private static boolean resumable(Throwable cause, int resumes, Progress progress) {
+    if (progress.verdict) {
+      return false;
+    }
+    if (cause instanceof ApiError api) {
+      return resumes > 0 && api.code() == ErrorCode.UNAVAILABLE;
+    }
+    return true;
+  }
+
+  /** What a follower has seen: the attempt whose deltas it relayed, and whether the task ended. */
+  private static final class Progress {
+    int outputAttempt;
+    boolean terminal;
+    boolean verdict;
+
+    TaskUpdate check(TaskUpdate update) {
+      if (update instanceof TaskUpdate.ContentDelta delta) {
+        if (outputAttempt == 0) {
+          outputAttempt = delta.attempt();
+        } else if (delta.attempt() != outputAttempt) {
+          throw interrupted("a new attempt started");
+        }
+      } else if (update instanceof TaskUpdate.StatusChanged changed) {
+        if (changed.view().status().isTerminal()) {
+          terminal = true;
+        } else if (outputAttempt > 0 && changed.view().attempts() > outputAttempt) {
+          throw interrupted("a new attempt started");
+        }
+      }
+      return update;
+    }
+
+    ApiError interrupted(String why) {
+      verdict = true;
+      return ApiError.of(
+          ErrorCode.UNAVAILABLE,
+          "The stream was interrupted after partial output (" + why + "); send the request again.");
+    }
+  }
+
+  private CompletionStage<TaskReply.Ok> followReply(String id, String owner) {
+    return attempt(id, replyTo -> new TaskProtocol.Follow(owner, replyTo), settings.submitRetries())
+        .thenApply(TaskClient::okOf);
+  }
+
+  /** An update with its out-of-band result body read back in. */
+  private CompletionStage<TaskUpdate> withResult(TaskUpdate update) {
+    if (update instanceof TaskUpdate.StatusChanged changed && changed.resultChunks() != null) {
+      return LargeJson.read(changed.resultChunks(), mat)
+          .thenApply(body -> new TaskUpdate.StatusChanged(changed.view().withResultBody(body)));
+    }
+    return CompletableFuture.completedFuture(update);
   }
 
   /** Tells the entity to cancel, not waiting for the answer (the client has gone). */
@@ -118,7 +272,7 @@ final class TaskClient {
 
   private CompletionStage<TaskView> ask(
       String id, Function<ActorRef<TaskReply>, TaskProtocol.Command> command) {
-    return attempt(id, command, settings.submitRetries()).thenApply(TaskClient::viewOf);
+    return attempt(id, command, settings.submitRetries()).thenApply(TaskClient::okOf).thenCompose(this::viewOf);
   }
 
   /** The entity's answer, asked again after a timeout; a 503 when it never answers. */
@@ -146,10 +300,18 @@ final class TaskClient {
         .thenCompose(Function.identity());
   }
 
-  private static TaskView viewOf(TaskReply reply) {
+  private static TaskReply.Ok okOf(TaskReply reply) {
     if (reply instanceof TaskReply.Ok ok) {
-      return ok.view();
+      return ok;
     }
     throw ApiError.from(((TaskReply.Rejected) reply).error());
+  }
+
+  /** The answer's view, its result body read back in when it came out of band. */
+  private CompletionStage<TaskView> viewOf(TaskReply.Ok ok) {
+    if (ok.resultChunks() == null) {
+      return CompletableFuture.completedFuture(ok.view());
+    }
+    return LargeJson.read(ok.resultChunks(), mat).thenApply(body -> ok.view().withResultBody(body));
   }
 }

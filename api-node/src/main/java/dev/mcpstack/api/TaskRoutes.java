@@ -22,6 +22,7 @@ import org.apache.pekko.http.javadsl.model.StatusCodes;
 import org.apache.pekko.http.javadsl.model.headers.Location;
 import org.apache.pekko.http.javadsl.server.Route;
 import org.apache.pekko.japi.pf.PFBuilder;
+import org.apache.pekko.stream.javadsl.Sink;
 import org.apache.pekko.stream.javadsl.Source;
 import org.apache.pekko.util.ByteString;
 
@@ -115,7 +116,7 @@ final class TaskRoutes {
             .thenCompose(
                 admitted ->
                     tasks
-                        .submit(id, spec, caller, admitted.holdId(), deadline, null)
+                        .submit(id, spec, caller, admitted.holdId(), deadline)
                         .thenApply(
                             view ->
                                 admitted.decorate(
@@ -160,17 +161,14 @@ final class TaskRoutes {
   /** Every status change as a {@code data:} event with the task JSON, until the terminal one. */
   private Route events(String id, String owner, String requestId) {
     checkId(id);
-    TaskWatch watch = tasks.watch(id, owner, settings.maxTaskTimeout().plus(settings.waitGrace()));
     CompletionStage<HttpResponse> response =
         tasks
-            .subscribe(id, owner, watch.subscriber())
-            .whenComplete(
-                (view, e) -> {
-                  if (e != null) {
-                    watch.close();
-                  }
-                })
-            .thenApply(view -> Sse.response(statusEvents(watch.updates(), requestId)));
+            .follow(id, owner, settings.maxTaskTimeout().plus(settings.waitGrace()))
+            .prefixAndTail(1)
+            .runWith(Sink.head(), http.system)
+            .thenApply(
+                first ->
+                    Sse.response(statusEvents(Source.from(first.first()).concat(first.second()), requestId)));
     return http.respond(response, requestId);
   }
 

@@ -87,7 +87,7 @@ final class ApiFixture implements AutoCloseable {
         sim.baseUrl() + "/v1",
         ConfigFactory.parseString(
             "mcp.api { host = \"127.0.0.1\", port = 0, keepalive-interval = 500ms,"
-                + " resubscribe-interval = 1s, shutdown-deadline = 2s }\n"
+                + " shutdown-deadline = 2s }\n"
                 + extraConfig));
   }
 

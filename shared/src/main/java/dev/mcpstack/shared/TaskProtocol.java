@@ -3,6 +3,8 @@ package dev.mcpstack.shared;
 import java.time.Instant;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
+import org.apache.pekko.stream.SourceRef;
+import org.apache.pekko.util.ByteString;
 
 /**
  * The task entity's protocol, shared by the api-node (which sends) and the worker-node (which hosts
@@ -19,13 +21,16 @@ public interface TaskProtocol {
 
   /**
    * Start a task, or, when a task with this id exists, answer with it if the spec is the same
-   * (idempotent retry) or reject with {@link ErrorCode#CONFLICT}. {@code subscriber} may be null;
-   * when given it is subscribed before the first attempt starts, so a streaming client sees every
-   * delta. {@code keyId}, when not null, is the usage account of the API key the task was
-   * submitted with (its usage is recorded there when the task ends), and {@code holdId} the hold
-   * its key's limiter gave this submit (freed when the task ends; null when none). {@code
-   * retention} says how long the finished task is kept; null (a sender of an older version) means
-   * {@link TaskRetention#STANDARD}.
+   * (idempotent retry) or reject with {@link ErrorCode#CONFLICT}. With {@code follow} the answer
+   * carries the task's updates ({@link TaskReply.Ok#updates()}), opened before the first attempt
+   * starts, so the follower sees every delta. {@code keyId}, when not null, is the usage account of
+   * the API key the task was submitted with (its usage is recorded there when the task ends), and
+   * {@code holdId} the hold its key's limiter gave this submit (freed when the task ends; null when
+   * none). {@code retention} says how long the finished task is kept; null (a sender of an older
+   * version) means {@link TaskRetention#STANDARD}. {@code requestChunks}, when not null, carries
+   * the request body out of band ({@link LargeJson}): {@code spec.request()} is then a JSON null.
+   * {@code subscriber} is how nodes of the previous version follow a task (updates told one by
+   * one, without backpressure); null from this version on.
    */
   record Submit(
       TaskSpec spec,
@@ -34,6 +39,8 @@ public interface TaskProtocol {
       String holdId,
       Instant deadline,
       TaskRetention retention,
+      boolean follow,
+      SourceRef<ByteString> requestChunks,
       ActorRef<TaskUpdate> subscriber,
       ActorRef<TaskReply> replyTo)
       implements Command {
@@ -41,10 +48,16 @@ public interface TaskProtocol {
       retention = retention == null ? TaskRetention.STANDARD : retention;
     }
 
-    /** An anonymous caller's submit, kept for good. */
-    public Submit(
-        TaskSpec spec, String owner, Instant deadline, ActorRef<TaskUpdate> subscriber, ActorRef<TaskReply> replyTo) {
-      this(spec, owner, null, null, deadline, TaskRetention.STANDARD, subscriber, replyTo);
+    /** An anonymous caller's submit, kept for good, with the request inline. */
+    public Submit(TaskSpec spec, String owner, Instant deadline, boolean follow, ActorRef<TaskReply> replyTo) {
+      this(spec, owner, null, null, deadline, TaskRetention.STANDARD, follow, null, null, replyTo);
+    }
+
+    /** The same submit with its request body read back in. */
+    public Submit withRequest(com.fasterxml.jackson.databind.JsonNode request) {
+      return new Submit(
+          new TaskSpec(spec.kind(), spec.model(), request),
+          owner, keyId, holdId, deadline, retention, follow, null, subscriber, replyTo);
     }
   }
 
@@ -58,8 +71,14 @@ public interface TaskProtocol {
   record Cancel(String owner, ActorRef<TaskReply> replyTo) implements Command {}
 
   /**
-   * Push every update of the task to {@code subscriber} until it is terminal; the first update is
-   * the current view. Answers like {@link Get}.
+   * Follow the task: answers like {@link Get}, with the task's updates in {@link
+   * TaskReply.Ok#updates()} (the current view first, then every change until the terminal one).
+   */
+  record Follow(String owner, ActorRef<TaskReply> replyTo) implements Command {}
+
+  /**
+   * How nodes of the previous version follow a task: every update told to {@code subscriber}
+   * until it is terminal, the current view first. Answers like {@link Get}.
    */
   record Subscribe(String owner, ActorRef<TaskUpdate> subscriber, ActorRef<TaskReply> replyTo)
       implements Command {}

@@ -4,6 +4,8 @@ import com.fasterxml.jackson.annotation.JsonSubTypes;
 import com.fasterxml.jackson.annotation.JsonTypeInfo;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.MissingNode;
+import org.apache.pekko.stream.SourceRef;
+import org.apache.pekko.util.ByteString;
 
 /**
  * What a task pushes to its subscribers: every status change (the last one terminal), and for a
@@ -17,7 +19,15 @@ import com.fasterxml.jackson.databind.node.MissingNode;
 public sealed interface TaskUpdate extends CborSerializable {
   String taskId();
 
-  record StatusChanged(TaskView view) implements TaskUpdate {
+  /**
+   * {@code resultChunks}: the result's body when too big to travel inline ({@link LargeJson}); the
+   * view's result body is then a JSON null. Null otherwise.
+   */
+  record StatusChanged(TaskView view, SourceRef<ByteString> resultChunks) implements TaskUpdate {
+    public StatusChanged(TaskView view) {
+      this(view, null);
+    }
+
     @Override
     public String taskId() {
       return view.id();

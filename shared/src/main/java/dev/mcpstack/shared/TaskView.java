@@ -20,4 +20,12 @@ public record TaskView(
     Instant nextAttemptAt,
     TaskResult result,
     TaskError error)
-    implements CborSerializable {}
+    implements CborSerializable {
+
+  /** The same view with its result's body replaced (a body read back in, or a placeholder). */
+  public TaskView withResultBody(com.fasterxml.jackson.databind.JsonNode body) {
+    TaskResult r = new TaskResult(body, result.usage(), result.upstream());
+    return new TaskView(
+        id, kind, model, owner, status, attempts, createdAt, updatedAt, deadline, nextAttemptAt, r, error);
+  }
+}

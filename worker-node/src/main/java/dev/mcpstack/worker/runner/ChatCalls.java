@@ -6,10 +6,11 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mcpstack.shared.TaskResult;
 import dev.mcpstack.shared.Usage;
 import dev.mcpstack.worker.metrics.WorkerMetrics;
-import dev.mcpstack.worker.task.AttemptRunner.DeltaListener;
+import dev.mcpstack.worker.task.AttemptRunner.Output;
 import java.io.IOException;
 import java.time.Instant;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.CancellationException;
@@ -120,7 +121,7 @@ final class ChatCalls {
   }
 
   CompletionStage<TaskResult> stream(
-      Upstream u, String model, JsonNode request, DeltaListener onDelta, StreamHandle handle) {
+      Upstream u, String model, JsonNode request, Output output, StreamHandle handle) {
     ObjectNode body = ((ObjectNode) request.deepCopy()).put("model", model).put("stream", true);
     body.putObject("stream_options").put("include_usage", true);
     return u.submit(
@@ -134,7 +135,7 @@ final class ChatCalls {
                     if (!response.status().isSuccess()) {
                       return readJson(u, response).thenApply(ignored -> (TaskResult) null);
                     }
-                    StreamAccumulator acc = new StreamAccumulator(u.name(), model, start, onDelta);
+                    StreamAccumulator acc = new StreamAccumulator(u.name(), model, start);
                     Pair<UniqueKillSwitch, CompletionStage<Done>> running =
                         response
                             .entity()
@@ -144,7 +145,9 @@ final class ChatCalls {
                             .initialTimeout(u.settings().firstTokenTimeout())
                             .idleTimeout(u.settings().idleTimeout())
                             .completionTimeout(u.settings().requestTimeout())
-                            .toMat(Sink.foreach(line -> acc.line(line.utf8String())), Keep.both())
+                            .mapConcat(line -> acc.line(line.utf8String()))
+                            .mapAsync(1, output::emit)
+                            .toMat(Sink.ignore(), Keep.both())
                             .run(mat);
                     handle.attach(running.first());
                     return running
@@ -188,7 +191,7 @@ final class ChatCalls {
   }
 
   /**
-   * Reassembles a streamed chat answer, relaying each chunk's {@code choices} as it arrives. The
+   * Reassembles a streamed chat answer and picks each chunk's {@code choices} to relay. The
    * final {@code chat.completion} has one choice per choice index seen: text fields of the deltas
    * (content, refusal, reasoning_content, ...) concatenated, tool calls accumulated by their index
    * (id, type and name from the first delta that has them, arguments concatenated), logprobs
@@ -198,7 +201,6 @@ final class ChatCalls {
     private final String upstream;
     private final String model;
     private final long start;
-    private final DeltaListener onDelta;
     private final Map<Integer, ChoiceSoFar> choices = new TreeMap<>();
     private String id;
     private long created;
@@ -206,29 +208,29 @@ final class ChatCalls {
     private boolean firstToken = true;
     private volatile boolean done;
 
-    StreamAccumulator(String upstream, String model, long start, DeltaListener onDelta) {
+    StreamAccumulator(String upstream, String model, long start) {
       this.upstream = upstream;
       this.model = model;
       this.start = start;
-      this.onDelta = onDelta;
     }
 
     boolean done() {
       return done;
     }
 
-    void line(String raw) {
+    /** Takes one line of the stream; answers the choices to relay: none, or the chunk's. */
+    List<JsonNode> line(String raw) {
       String line = raw.endsWith("\r") ? raw.substring(0, raw.length() - 1) : raw;
       if (!line.startsWith("data:")) {
-        return; // blank separators, comments, event: and id: fields
+        return List.of(); // blank separators, comments, event: and id: fields
       }
       String data = line.substring(5).trim();
       if (data.equals("[DONE]")) {
         done = true;
-        return;
+        return List.of();
       }
       if (data.isEmpty()) {
-        return;
+        return List.of();
       }
       JsonNode chunk;
       try {
@@ -249,7 +251,7 @@ final class ChatCalls {
       }
       JsonNode chunkChoices = chunk.path("choices");
       if (!chunkChoices.isArray() || !carriesAnything(chunkChoices)) {
-        return; // the usage chunk, a bare role chunk (the api-node sends its own), keep-alives
+        return List.of(); // the usage chunk, a bare role chunk (the api-node sends its own), keep-alives
       }
       for (JsonNode choice : chunkChoices) {
         choices.computeIfAbsent(choice.path("index").asInt(0), i -> new ChoiceSoFar()).add(choice);
@@ -258,7 +260,7 @@ final class ChatCalls {
         firstToken = false;
         WorkerMetrics.timeToFirstToken(upstream, model, ModelRunnerClient.elapsedSince(start));
       }
-      onDelta.onDelta(chunkChoices);
+      return List.of(chunkChoices);
     }
 
     /** Whether a chunk's choices say more than "the assistant speaks": the role alone is nothing. */

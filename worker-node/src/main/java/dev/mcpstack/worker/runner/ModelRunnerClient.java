@@ -58,13 +58,13 @@ public final class ModelRunnerClient implements AttemptRunner {
   }
 
   @Override
-  public Attempt start(String taskId, TaskSpec spec, int attempt, DeltaListener onDelta) {
+  public Attempt start(String taskId, TaskSpec spec, int attempt, Output output) {
     switch (spec.kind()) {
       case CHAT:
         if (spec.streaming()) {
           ChatCalls.StreamHandle handle = new ChatCalls.StreamHandle();
           return attempt(
-              route(spec.model(), u -> chat.stream(u, spec.model(), spec.request(), onDelta, handle)),
+              route(spec.model(), u -> chat.stream(u, spec.model(), spec.request(), output, handle)),
               handle::cancel);
         }
         return attempt(route(spec.model(), u -> chat.complete(u, spec.model(), spec.request())), () -> {});

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.mcpstack.shared.TaskResult;
 import dev.mcpstack.shared.TaskSpec;
 import java.util.concurrent.CompletionStage;
+import org.apache.pekko.Done;
 
 /**
  * Runs one attempt of a task against the model runners. The task entity owns the life cycle
@@ -12,15 +13,17 @@ import java.util.concurrent.CompletionStage;
  */
 public interface AttemptRunner {
 
-  Attempt start(String taskId, TaskSpec spec, int attempt, DeltaListener onDelta);
+  Attempt start(String taskId, TaskSpec spec, int attempt, Output output);
 
   /**
-   * Receives the pieces of a streamed chat answer, on any thread: each runner chunk's {@code
-   * choices} array as sent (content, tool calls, refusal, reasoning, logprobs, finish reasons).
+   * Where the pieces of a streamed chat answer go: each runner chunk's {@code choices} array as
+   * sent (content, tool calls, refusal, reasoning, logprobs, finish reasons), one at a time. The
+   * next piece is read from the runner only when the returned stage completes (backpressure); a
+   * failed stage aborts the attempt.
    */
   @FunctionalInterface
-  interface DeltaListener {
-    void onDelta(JsonNode choices);
+  interface Output {
+    CompletionStage<Done> emit(JsonNode choices);
   }
 
   /** One running call. {@link #cancel()} aborts it (a streamed call closes its connection). */

@@ -1,12 +1,15 @@
 package dev.mcpstack.worker.task;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.NullNode;
 import dev.mcpstack.shared.CborSerializable;
 import dev.mcpstack.shared.ErrorCode;
+import dev.mcpstack.shared.LargeJson;
 import dev.mcpstack.shared.TaskError;
 import dev.mcpstack.shared.TaskProtocol;
 import dev.mcpstack.shared.TaskProtocol.Cancel;
 import dev.mcpstack.shared.TaskProtocol.Command;
+import dev.mcpstack.shared.TaskProtocol.Follow;
 import dev.mcpstack.shared.TaskProtocol.Get;
 import dev.mcpstack.shared.TaskProtocol.Inspect;
 import dev.mcpstack.shared.TaskProtocol.Submit;
@@ -17,6 +20,7 @@ import dev.mcpstack.shared.TaskRetention;
 import dev.mcpstack.shared.TaskSpec;
 import dev.mcpstack.shared.TaskStatus;
 import dev.mcpstack.shared.TaskUpdate;
+import dev.mcpstack.shared.TaskView;
 import dev.mcpstack.worker.metrics.WorkerMetrics;
 import java.time.Clock;
 import java.time.Duration;
@@ -24,8 +28,12 @@ import java.time.Instant;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.DoubleSupplier;
+import org.apache.pekko.Done;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
@@ -33,6 +41,7 @@ import org.apache.pekko.actor.typed.PostStop;
 import org.apache.pekko.actor.typed.PreRestart;
 import org.apache.pekko.actor.typed.SupervisorStrategy;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
@@ -46,6 +55,12 @@ import org.apache.pekko.persistence.typed.javadsl.EventSourcedBehaviorWithEnforc
 import org.apache.pekko.persistence.typed.javadsl.ReplyEffect;
 import org.apache.pekko.persistence.typed.javadsl.RetentionCriteria;
 import org.apache.pekko.persistence.typed.javadsl.SignalHandler;
+import org.apache.pekko.stream.Materializer;
+import org.apache.pekko.stream.SourceRef;
+import org.apache.pekko.stream.javadsl.Sink;
+import org.apache.pekko.stream.javadsl.Source;
+import org.apache.pekko.stream.javadsl.StreamRefs;
+import org.apache.pekko.util.ByteString;
 
 /**
  * One task, sharded by id and event-sourced: submitted → attempt started → (attempt failed →
@@ -76,7 +91,21 @@ public final class TaskEntity
 
   record StartAttempt(int attempt) implements Command {}
 
-  record DeltaReceived(int attempt, JsonNode choices) implements Command {}
+  /** The attempt's first piece of output is about to reach its followers: record that first. */
+  record OutputStarting(int attempt, ActorRef<Boolean> replyTo) implements Command {}
+
+  /** A Submit whose request came out of band, read back in (or failed to). */
+  record RequestRead(Submit submit, Throwable failure) implements Command {}
+
+  /** A follower's stream ended. */
+  enum FollowerLeft implements Command {
+    INSTANCE
+  }
+
+  /** A streamed chat has had no follower for the orphan timeout. */
+  enum Orphaned implements Command {
+    INSTANCE
+  }
 
   enum DeadlineReached implements Command {
     INSTANCE
@@ -94,7 +123,7 @@ public final class TaskEntity
   // ---- events ----
 
   public sealed interface Event extends CborSerializable
-      permits TaskSubmitted, AttemptStarted, AttemptFailed, TaskSucceeded, TaskFailed,
+      permits TaskSubmitted, AttemptStarted, OutputStarted, AttemptFailed, TaskSucceeded, TaskFailed,
           TaskCancelled {}
 
   /**
@@ -118,6 +147,14 @@ public final class TaskEntity
 
   public record AttemptStarted(int attempt, Instant at) implements Event {}
 
+  /**
+   * The attempt's output started to reach a client (a streamed chat's first delta). Persisted
+   * before that delta is relayed: a task that resumes elsewhere after a crash then knows its
+   * client already has part of this attempt's answer, and ends with an error rather than
+   * re-running into a second, different answer.
+   */
+  public record OutputStarted(int attempt, Instant at) implements Event {}
+
   /** {@code nextAttemptAt} is set when a retry was scheduled, null when the task gives up. */
   public record AttemptFailed(
       int attempt, TaskError error, boolean retryable, Instant nextAttemptAt, Instant at)
@@ -134,6 +171,9 @@ public final class TaskEntity
   private static final String RETRY_TIMER = "retry";
   private static final String DEADLINE_TIMER = "deadline";
   private static final String PASSIVATE_TIMER = "passivate";
+  private static final String ORPHAN_TIMER = "orphan";
+  /** How long a delta may wait for its OutputStarted event to be written. */
+  private static final Duration OUTPUT_GATE_TIMEOUT = Duration.ofSeconds(30);
 
   /** Starts sharding of tasks on this node; entities live only on nodes with the worker role. */
   public static void init(
@@ -205,10 +245,14 @@ public final class TaskEntity
   private final ActorContext<Command> ctx;
   private final TimerScheduler<Command> timers;
 
-  // Runtime only, never persisted: who listens, and the call in flight.
-  private final Set<ActorRef<TaskUpdate>> subscribers = new LinkedHashSet<>();
+  // Runtime only, never persisted: who follows, and the call in flight.
+  private final Materializer mat;
+  /** The updates followers read; created at the first follower or streamed attempt. */
+  private TaskUpdates updates;
+  private int followers;
+  /** Followers of the previous version's nodes, told each update (they never leave). */
+  private final Set<ActorRef<TaskUpdate>> legacySubscribers = new LinkedHashSet<>();
   private AttemptRunner.Attempt inFlight;
-  private boolean deltasSent;
   // whether this task holds one of the worker's places for unfinished tasks
   private final ActiveTasks active;
   private boolean counted;
@@ -237,6 +281,7 @@ public final class TaskEntity
     this.active = ActiveTasks.get(ctx.getSystem());
     this.ctx = ctx;
     this.timers = timers;
+    this.mat = Materializer.createMaterializer(ctx);
   }
 
   @Override
@@ -269,21 +314,27 @@ public final class TaskEntity
         newCommandHandlerWithReplyBuilder();
     builder
         .forState(TaskState::isBlank)
-        .onCommand(Submit.class, this::onSubmitNew)
+        .onCommand(Submit.class, (s, c) -> c.requestChunks() != null ? readRequest(c) : onSubmitNew(s, c))
+        .onCommand(RequestRead.class, this::onRequestRead)
         .onCommand(Get.class, (s, c) -> unknownTask(c.replyTo()))
         .onCommand(Inspect.class, (s, c) -> unknownTask(c.replyTo()))
         .onCommand(Cancel.class, (s, c) -> unknownTask(c.replyTo()))
         .onCommand(Subscribe.class, (s, c) -> unknownTask(c.replyTo()))
+        .onCommand(Follow.class, (s, c) -> unknownTask(c.replyTo()))
         .onCommand(PassivateFinished.class, this::onPassivate)
         .onAnyCommand(c -> Effect().noReply());
     builder
         .forState(TaskState::isActive)
-        .onCommand(Submit.class, this::onSubmitExisting)
+        .onCommand(Submit.class, (s, c) -> c.requestChunks() != null ? readRequest(c) : onSubmitExisting(s, c))
+        .onCommand(RequestRead.class, this::onRequestRead)
         .onCommand(Get.class, this::onGet)
-        .onCommand(Inspect.class, (s, c) -> Effect().reply(c.replyTo(), new TaskReply.Ok(s.toView())))
+        .onCommand(Inspect.class, (s, c) -> Effect().reply(c.replyTo(), ok(s, false, null)))
         .onCommand(Subscribe.class, this::onSubscribe)
+        .onCommand(Follow.class, this::onFollow)
         .onCommand(Cancel.class, this::onCancel)
-        .onCommand(DeltaReceived.class, this::onDelta)
+        .onCommand(OutputStarting.class, this::onOutputStarting)
+        .onCommand(FollowerLeft.class, this::onFollowerLeft)
+        .onCommand(Orphaned.class, this::onOrphaned)
         .onCommand(AttemptSucceeded.class, this::onAttemptSucceeded)
         .onCommand(AttemptErrored.class, this::onAttemptErrored)
         .onCommand(StartAttempt.class, this::onStartAttempt)
@@ -292,10 +343,12 @@ public final class TaskEntity
         .onAnyCommand(c -> Effect().noReply());
     builder
         .forState(TaskState::isFinished)
-        .onCommand(Submit.class, this::onSubmitExisting)
+        .onCommand(Submit.class, (s, c) -> c.requestChunks() != null ? readRequest(c) : onSubmitExisting(s, c))
+        .onCommand(RequestRead.class, this::onRequestRead)
         .onCommand(Get.class, this::onGet)
-        .onCommand(Inspect.class, (s, c) -> Effect().reply(c.replyTo(), new TaskReply.Ok(s.toView())))
+        .onCommand(Inspect.class, (s, c) -> Effect().reply(c.replyTo(), ok(s, false, null)))
         .onCommand(Subscribe.class, this::onSubscribe)
+        .onCommand(Follow.class, this::onFollow)
         .onCommand(Cancel.class, (s, c) -> answer(s, c.owner(), c.replyTo()))
         .onCommand(PassivateFinished.class, this::onPassivate)
         .onAnyCommand(c -> Effect().noReply());
@@ -322,9 +375,6 @@ public final class TaskEntity
                       "the worker holds its limit of " + active.max() + " unfinished tasks; try again shortly")));
     }
     counted = true;
-    if (cmd.subscriber() != null) {
-      subscribers.add(cmd.subscriber());
-    }
     return Effect()
         .persist(
             List.of(
@@ -337,7 +387,38 @@ public final class TaskEntity
               launch(s);
               publish(s);
             })
-        .thenReply(cmd.replyTo(), s -> new TaskReply.Ok(s.toView(), true));
+        .thenReply(cmd.replyTo(), s -> followed(s, cmd, true));
+  }
+
+  /**
+   * The answer to a Submit: the view, and for a follower its updates (opened before the first
+   * attempt, so it sees every delta); a previous version's subscriber is told instead.
+   */
+  private TaskReply followed(TaskState state, Submit cmd, boolean created) {
+    if (cmd.subscriber() != null) {
+      addLegacySubscriber(state, cmd.subscriber());
+    }
+    return ok(state, created, cmd.follow() ? follower(state) : null);
+  }
+
+  /** Reads a Submit's out-of-band request, then handles the Submit as if it came whole. */
+  private ReplyEffect<Event, TaskState> readRequest(Submit cmd) {
+    ctx.pipeToSelf(
+        LargeJson.read(cmd.requestChunks(), mat),
+        (request, failure) -> new RequestRead(failure == null ? cmd.withRequest(request) : cmd, failure));
+    return Effect().noReply();
+  }
+
+  private ReplyEffect<Event, TaskState> onRequestRead(TaskState state, RequestRead read) {
+    if (read.failure() != null) {
+      ctx.getLog().warn("task {}: the request body did not arrive: {}", taskId, read.failure().toString());
+      return Effect()
+          .reply(
+              read.submit().replyTo(),
+              new TaskReply.Rejected(
+                  TaskError.of(ErrorCode.UNAVAILABLE, "the request body did not reach the worker; try again")));
+    }
+    return state.isBlank() ? onSubmitNew(state, read.submit()) : onSubmitExisting(state, read.submit());
   }
 
   private Instant effectiveDeadline(Instant requested, Instant now) {
@@ -358,13 +439,10 @@ public final class TaskEntity
                       ErrorCode.CONFLICT,
                       "a different request already used this idempotency key or task id")));
     }
-    if (cmd.subscriber() != null) {
-      addSubscriber(state, cmd.subscriber());
-    }
     // the same submit asked again (its answer was lost) created this task: tell it so, so that its
     // sender does not give back the hold the task will free
     boolean sameSubmit = cmd.holdId() != null && cmd.holdId().equals(state.holdId());
-    return Effect().reply(cmd.replyTo(), new TaskReply.Ok(state.toView(), sameSubmit));
+    return Effect().reply(cmd.replyTo(), followed(state, cmd, sameSubmit));
   }
 
   private ReplyEffect<Event, TaskState> onGet(TaskState state, Get cmd) {
@@ -375,15 +453,51 @@ public final class TaskEntity
     if (!state.ownedBy(cmd.owner())) {
       return unknownTask(cmd.replyTo());
     }
-    addSubscriber(state, cmd.subscriber());
-    return Effect().reply(cmd.replyTo(), new TaskReply.Ok(state.toView()));
+    addLegacySubscriber(state, cmd.subscriber());
+    return Effect().reply(cmd.replyTo(), ok(state, false, null));
   }
 
-  private void addSubscriber(TaskState state, ActorRef<TaskUpdate> subscriber) {
-    subscriber.tell(new TaskUpdate.StatusChanged(state.toView()));
-    if (state.isActive()) {
-      subscribers.add(subscriber);
+  private ReplyEffect<Event, TaskState> onFollow(TaskState state, Follow cmd) {
+    if (!state.ownedBy(cmd.owner())) {
+      return unknownTask(cmd.replyTo());
     }
+    return Effect().reply(cmd.replyTo(), ok(state, false, follower(state)));
+  }
+
+  /** A new follower's updates: the current view, then (while the task runs) every change. */
+  private SourceRef<TaskUpdate> follower(TaskState state) {
+    if (state.isFinished()) {
+      return Source.<TaskUpdate>single(TaskUpdates.outOfBand(new TaskUpdate.StatusChanged(state.toView()), mat))
+          .runWith(StreamRefs.sourceRef(), mat);
+    }
+    followers++;
+    timers.cancel(ORPHAN_TIMER);
+    return updates().follower(state.toView(), () -> ctx.getSelf().tell(FollowerLeft.INSTANCE));
+  }
+
+  private TaskUpdates updates() {
+    if (updates == null) {
+      updates = new TaskUpdates(mat, settings.updateBuffer());
+    }
+    return updates;
+  }
+
+  /** A follower of the previous version: told the current view, then every update. */
+  private void addLegacySubscriber(TaskState state, ActorRef<TaskUpdate> subscriber) {
+    if (!state.isActive()) {
+      subscriber.tell(new TaskUpdate.StatusChanged(state.toView()));
+    } else if (legacySubscribers.add(subscriber)) {
+      followers++;
+      updates().follower(state.toView(), () -> {}).getSource().runWith(Sink.foreach(subscriber::tell), mat);
+    }
+  }
+
+  /** Gives a finished task's result body out of band when it is too big for one message. */
+  private TaskReply.Ok ok(TaskState state, boolean created, SourceRef<TaskUpdate> followed) {
+    TaskView view = state.toView();
+    SourceRef<ByteString> chunks = view.result() == null ? null : LargeJson.chunksIfLarge(view.result().body(), mat);
+    return new TaskReply.Ok(
+        chunks == null ? view : view.withResultBody(NullNode.getInstance()), created, followed, chunks);
   }
 
   private ReplyEffect<Event, TaskState> onCancel(TaskState state, Cancel cmd) {
@@ -395,17 +509,48 @@ public final class TaskEntity
     return Effect()
         .persist(new TaskCancelled(clock.instant()))
         .thenRun(this::finish)
-        .thenReply(cmd.replyTo(), s -> new TaskReply.Ok(s.toView()));
+        .thenReply(cmd.replyTo(), s -> ok(s, false, null));
   }
 
-  private ReplyEffect<Event, TaskState> onDelta(TaskState state, DeltaReceived cmd) {
-    if (isCurrent(state, cmd.attempt())) {
-      deltasSent = true;
-      TaskUpdate delta =
-          TaskUpdate.ContentDelta.of(taskId, cmd.attempt(), cmd.choices());
-      subscribers.forEach(s -> s.tell(delta));
+  private ReplyEffect<Event, TaskState> onOutputStarting(TaskState state, OutputStarting cmd) {
+    if (!isCurrent(state, cmd.attempt())) {
+      return Effect().reply(cmd.replyTo(), false);
     }
+    if (state.outputSent()) {
+      return Effect().reply(cmd.replyTo(), true);
+    }
+    return Effect().persist(new OutputStarted(cmd.attempt(), clock.instant())).thenReply(cmd.replyTo(), s -> true);
+  }
+
+  private ReplyEffect<Event, TaskState> onFollowerLeft(TaskState state, FollowerLeft cmd) {
+    followers = Math.max(0, followers - 1);
+    if (followers > 0 || !state.spec().streaming()) {
+      return Effect().noReply();
+    }
+    if (state.outputSent() && state.status() == TaskStatus.RUNNING) {
+      // nobody can be given the rest of this answer faithfully: the part already sent is gone
+      abortInFlight();
+      return failNow(
+          TaskError.of(
+              ErrorCode.UNAVAILABLE,
+              "the stream's client left after partial output; the answer was not finished"));
+    }
+    timers.startSingleTimer(ORPHAN_TIMER, Orphaned.INSTANCE, settings.orphanTimeout());
     return Effect().noReply();
+  }
+
+  private ReplyEffect<Event, TaskState> onOrphaned(TaskState state, Orphaned cmd) {
+    if (followers > 0) {
+      return Effect().noReply();
+    }
+    abortInFlight();
+    timers.cancel(RETRY_TIMER);
+    return Effect().persist(new TaskCancelled(clock.instant())).thenRun(this::finish).thenNoReply();
+  }
+
+  private ReplyEffect<Event, TaskState> failNow(TaskError error) {
+    timers.cancel(RETRY_TIMER);
+    return Effect().persist(new TaskFailed(error, clock.instant())).thenRun(this::finish).thenNoReply();
   }
 
   private ReplyEffect<Event, TaskState> onAttemptSucceeded(
@@ -426,7 +571,7 @@ public final class TaskEntity
     }
     inFlight = null;
     Instant now = clock.instant();
-    boolean partial = deltasSent;
+    boolean partial = state.outputSent();
     if (cmd.retryable() && !partial && state.attempts() < settings.maxAttempts()) {
       Duration delay =
           settings.backoff().delayAfter(cmd.attempt(), cmd.retryAfter(), jitter.getAsDouble());
@@ -475,16 +620,11 @@ public final class TaskEntity
 
   private ReplyEffect<Event, TaskState> onDeadline(TaskState state, DeadlineReached cmd) {
     abortInFlight();
-    timers.cancel(RETRY_TIMER);
     String last = state.error() == null ? "" : " (last error: " + state.error().message() + ")";
-    TaskError timeout =
+    return failNow(
         TaskError.of(
             ErrorCode.TIMEOUT,
-            "the task's deadline passed after " + state.attempts() + " attempt(s)" + last);
-    return Effect()
-        .persist(new TaskFailed(timeout, clock.instant()))
-        .thenRun(this::finish)
-        .thenNoReply();
+            "the task's deadline passed after " + state.attempts() + " attempt(s)" + last));
   }
 
   /** After recovery in a non-terminal state: pick the work up where the crash left it. */
@@ -503,6 +643,13 @@ public final class TaskEntity
       return Effect().noReply();
     }
     // RUNNING: the attempt in flight when the node stopped never reported back.
+    if (state.outputSent()) {
+      // its client has part of the answer: running it again would give a second, different one
+      return failNow(
+          TaskError.of(
+              ErrorCode.UNAVAILABLE,
+              "the stream was interrupted after partial output: its worker stopped; send the request again"));
+    }
     TaskError interrupted =
         TaskError.of(ErrorCode.UNAVAILABLE, "attempt interrupted by a worker restart");
     AttemptFailed failed = new AttemptFailed(state.attempts(), interrupted, true, now, now);
@@ -538,7 +685,7 @@ public final class TaskEntity
     if (!state.ownedBy(owner)) {
       return unknownTask(replyTo);
     }
-    return Effect().reply(replyTo, new TaskReply.Ok(state.toView()));
+    return Effect().reply(replyTo, ok(state, false, null));
   }
 
   private ReplyEffect<Event, TaskState> unknownTask(ActorRef<TaskReply> replyTo) {
@@ -556,15 +703,9 @@ public final class TaskEntity
 
   private void launch(TaskState state) {
     int attempt = state.attempts();
-    deltasSent = false;
     WorkerMetrics.attemptStarted(state.spec().kind());
     try {
-      inFlight =
-          runner.start(
-              taskId,
-              state.spec(),
-              attempt,
-              choices -> ctx.getSelf().tell(new DeltaReceived(attempt, choices)));
+      inFlight = runner.start(taskId, state.spec(), attempt, output(state, attempt));
     } catch (RuntimeException e) {
       ctx.getSelf().tell(errored(attempt, AttemptFailure.of(e)));
       return;
@@ -575,6 +716,36 @@ public final class TaskEntity
             failure == null
                 ? new AttemptSucceeded(attempt, result)
                 : errored(attempt, AttemptFailure.of(failure)));
+  }
+
+  /**
+   * Where the attempt's deltas go: to the followers, with backpressure. The first one waits until
+   * {@link OutputStarted} is written (one journal write per streamed attempt).
+   */
+  private AttemptRunner.Output output(TaskState state, int attempt) {
+    if (!state.spec().streaming()) {
+      return choices -> CompletableFuture.failedFuture(new IllegalStateException("only a streamed chat has deltas"));
+    }
+    TaskUpdates relay = updates();
+    AtomicBoolean started = new AtomicBoolean(); // read and set by the attempt's stream, one delta at a time
+    ActorSystem<?> system = ctx.getSystem();
+    return choices -> {
+      TaskUpdate delta = TaskUpdate.ContentDelta.of(taskId, attempt, choices);
+      if (started.get()) {
+        return relay.offer(delta);
+      }
+      CompletionStage<Boolean> recorded =
+          AskPattern.ask(
+              ctx.getSelf(), replyTo -> new OutputStarting(attempt, replyTo), OUTPUT_GATE_TIMEOUT, system.scheduler());
+      return recorded.thenCompose(
+          current -> {
+            if (!current) {
+              return CompletableFuture.<Done>failedFuture(new IllegalStateException("the attempt is no longer current"));
+            }
+            started.set(true);
+            return relay.offer(delta);
+          });
+    };
   }
 
   private static AttemptErrored errored(int attempt, AttemptFailure failure) {
@@ -596,8 +767,9 @@ public final class TaskEntity
   }
 
   private void publish(TaskState state) {
-    TaskUpdate update = new TaskUpdate.StatusChanged(state.toView());
-    subscribers.forEach(s -> s.tell(update));
+    if (updates != null) {
+      updates.offer(new TaskUpdate.StatusChanged(state.toView()));
+    }
   }
 
   private void finish(TaskState state) {
@@ -606,7 +778,10 @@ public final class TaskEntity
     timers.cancel(DEADLINE_TIMER);
     timers.cancel(RETRY_TIMER);
     publish(state);
-    subscribers.clear();
+    if (updates != null) {
+      updates.complete();
+    }
+    timers.cancel(ORPHAN_TIMER);
     onFinished.finished(state, false);
     WorkerMetrics.taskFinished(state.spec().kind(), state.status());
     timers.startSingleTimer(
@@ -628,6 +803,7 @@ public final class TaskEntity
         .forAnyState()
         .onEvent(TaskSubmitted.class, TaskState::submitted)
         .onEvent(AttemptStarted.class, TaskState::attemptStarted)
+        .onEvent(OutputStarted.class, TaskState::outputStarted)
         .onEvent(AttemptFailed.class, TaskState::attemptFailed)
         .onEvent(TaskSucceeded.class, TaskState::succeeded)
         .onEvent(TaskFailed.class, TaskState::failed)

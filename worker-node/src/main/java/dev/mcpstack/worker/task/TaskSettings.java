@@ -12,7 +12,9 @@ public record TaskSettings(
     Duration passivateFinishedAfter,
     int snapshotEvery,
     Duration journalRestartMin,
-    Duration journalRestartMax) {
+    Duration journalRestartMax,
+    int updateBuffer,
+    Duration orphanTimeout) {
 
   public static TaskSettings fromConfig(Config root) {
     Config c = root.getConfig("mcp.worker.tasks");
@@ -24,6 +26,8 @@ public record TaskSettings(
         c.getDuration("passivate-finished-after"),
         c.getInt("snapshot-every"),
         c.getDuration("journal-failure-restart.min"),
-        c.getDuration("journal-failure-restart.max"));
+        c.getDuration("journal-failure-restart.max"),
+        c.getInt("follow.buffer"),
+        c.getDuration("follow.orphan-timeout"));
   }
 }

@@ -9,6 +9,7 @@ import dev.mcpstack.shared.TaskStatus;
 import dev.mcpstack.shared.TaskView;
 import dev.mcpstack.worker.task.TaskEntity.AttemptFailed;
 import dev.mcpstack.worker.task.TaskEntity.AttemptStarted;
+import dev.mcpstack.worker.task.TaskEntity.OutputStarted;
 import dev.mcpstack.worker.task.TaskEntity.TaskCancelled;
 import dev.mcpstack.worker.task.TaskEntity.TaskFailed;
 import dev.mcpstack.worker.task.TaskEntity.TaskSubmitted;
@@ -17,7 +18,8 @@ import java.time.Instant;
 
 /**
  * A task's durable state, rebuilt from its events. Blank ({@code spec == null}) until submitted.
- * Immutable: every event yields a new state.
+ * Immutable: every event yields a new state. {@code outputAttempt}: the last attempt whose output
+ * reached a client (a streamed chat's first delta), 0 if none.
  */
 public record TaskState(
     String id,
@@ -32,11 +34,12 @@ public record TaskState(
     Instant deadline,
     Instant nextAttemptAt,
     TaskResult result,
-    TaskError error)
+    TaskError error,
+    int outputAttempt)
     implements CborSerializable {
 
   public static TaskState blank(String id) {
-    return new TaskState(id, null, null, null, null, null, 0, null, null, null, null, null, null);
+    return new TaskState(id, null, null, null, null, null, 0, null, null, null, null, null, null, 0);
   }
 
   @JsonIgnore
@@ -77,37 +80,49 @@ public record TaskState(
   TaskState submitted(TaskSubmitted e) {
     return new TaskState(
         id, e.spec(), e.owner(), e.keyId(), e.holdId(), TaskStatus.QUEUED, 0, e.at(), e.at(), e.deadline(), null, null,
-        null);
+        null, 0);
   }
 
   TaskState attemptStarted(AttemptStarted e) {
     return new TaskState(
         id, spec, owner, keyId, holdId, TaskStatus.RUNNING, e.attempt(), createdAt, e.at(), deadline, null, null,
-        error);
+        error, outputAttempt);
   }
 
   TaskState attemptFailed(AttemptFailed e) {
     TaskStatus next = e.nextAttemptAt() == null ? status : TaskStatus.RETRY_SCHEDULED;
     return new TaskState(
         id, spec, owner, keyId, holdId, next, attempts, createdAt, e.at(), deadline, e.nextAttemptAt(), null,
-        e.error());
+        e.error(), outputAttempt);
   }
 
   TaskState succeeded(TaskSucceeded e) {
     return new TaskState(
         id, spec, owner, keyId, holdId, TaskStatus.SUCCEEDED, attempts, createdAt, e.at(), deadline, null,
-        e.result(), null);
+        e.result(), null, outputAttempt);
   }
 
   TaskState failed(TaskFailed e) {
     return new TaskState(
         id, spec, owner, keyId, holdId, TaskStatus.FAILED, attempts, createdAt, e.at(), deadline, null, null,
-        e.error());
+        e.error(), outputAttempt);
   }
 
   TaskState cancelled(TaskCancelled e) {
     return new TaskState(
         id, spec, owner, keyId, holdId, TaskStatus.CANCELLED, attempts, createdAt, e.at(), deadline, null, null,
-        error);
+        error, outputAttempt);
+  }
+
+  TaskState outputStarted(OutputStarted e) {
+    return new TaskState(
+        id, spec, owner, keyId, holdId, status, attempts, createdAt, updatedAt, deadline, nextAttemptAt, result,
+        error, e.attempt());
+  }
+
+  /** Whether the attempt running now has sent output to a client (then it must not be re-run). */
+  @JsonIgnore
+  public boolean outputSent() {
+    return outputAttempt > 0 && outputAttempt == attempts;
   }
 }

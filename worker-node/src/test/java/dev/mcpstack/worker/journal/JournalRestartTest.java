@@ -144,7 +144,7 @@ class JournalRestartTest {
         .entityRefFor(TaskProtocol.TYPE_KEY, id)
         .tell(
             new TaskProtocol.Submit(
-                new TaskSpec(TaskKind.CHAT, "sim-small", request), "alice", null, null, reply.ref()));
+                new TaskSpec(TaskKind.CHAT, "sim-small", request), "alice", null, false, reply.ref()));
     return ((TaskReply.Ok) reply.receiveMessage(Duration.ofSeconds(20))).view();
   }
 

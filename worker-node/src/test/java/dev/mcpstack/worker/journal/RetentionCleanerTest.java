@@ -169,7 +169,7 @@ class RetentionCleanerTest {
     TestProbe<TaskReply> reply = kit.createTestProbe();
     task.tell(
         new TaskProtocol.Submit(
-            new TaskSpec(TaskKind.CHAT, "m", request), "alice", null, null, null, retention, null, reply.ref()));
+            new TaskSpec(TaskKind.CHAT, "m", request), "alice", null, null, null, retention, false, null, null, reply.ref()));
     assertEquals(TaskStatus.RUNNING, ((TaskReply.Ok) reply.receiveMessage()).view().status());
     return task;
   }

@@ -1,5 +1,7 @@
 package dev.mcpstack.worker.runner;
 
+import dev.mcpstack.worker.task.AttemptRunner;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
@@ -41,6 +43,15 @@ import org.junit.jupiter.api.TestInstance;
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class ModelRunnerClientTest {
   private static final ObjectMapper JSON = new ObjectMapper();
+  private static final AttemptRunner.Output NO_OUTPUT = relay(choices -> {});
+
+  /** An output that takes every delta at once. */
+  private static AttemptRunner.Output relay(java.util.function.Consumer<JsonNode> take) {
+    return choices -> {
+      take.accept(choices);
+      return java.util.concurrent.CompletableFuture.completedFuture(org.apache.pekko.Done.getInstance());
+    };
+  }
 
   private final ActorTestKit testKit = ActorTestKit.create();
   private ModelRunnerSimulator primary;
@@ -131,7 +142,7 @@ class ModelRunnerClientTest {
   }
 
   private static TaskResult run(ModelRunnerClient client, TaskSpec spec) throws Exception {
-    return await(client.start("t", spec, 1, choices -> {}).result());
+    return await(client.start("t", spec, 1, NO_OUTPUT).result());
   }
 
   private static String unusedPort() throws IOException {
@@ -171,13 +182,14 @@ class ModelRunnerClientTest {
                     "t",
                     chat("stream me please", true),
                     1,
-                    choices -> {
-                      relayed.append(TaskUpdate.ContentDelta.contentOf(choices));
-                      String finish = TaskUpdate.ContentDelta.finishReasonOf(choices);
-                      if (finish != null) {
-                        finishes.add(finish);
-                      }
-                    })
+                    relay(
+                        choices -> {
+                          relayed.append(TaskUpdate.ContentDelta.contentOf(choices));
+                          String finish = TaskUpdate.ContentDelta.finishReasonOf(choices);
+                          if (finish != null) {
+                            finishes.add(finish);
+                          }
+                        }))
                 .result());
     assertEquals("Simulated reply to: stream me please", relayed.toString());
     assertEquals(relayed.toString(), result.body().at("/choices/0/message/content").asText());
@@ -199,8 +211,8 @@ class ModelRunnerClientTest {
     List<JsonNode> relayed = new java.util.concurrent.CopyOnWriteArrayList<>();
     ModelRunnerClient client = client(upstream("p", primary.baseUrl() + "/v1"));
     TaskResult streamed =
-        await(client.start("t", withTools(chat("weather in Oslo", true)), 1, relayed::add).result());
-    TaskResult plain = await(client.start("t", withTools(chat("weather in Oslo", false)), 1, c -> {}).result());
+        await(client.start("t", withTools(chat("weather in Oslo", true)), 1, relay(relayed::add)).result());
+    TaskResult plain = await(client.start("t", withTools(chat("weather in Oslo", false)), 1, NO_OUTPUT).result());
 
     JsonNode expected = plain.body().at("/choices/0/message");
     JsonNode got = streamed.body().at("/choices/0/message");
@@ -262,7 +274,7 @@ class ModelRunnerClientTest {
       List<JsonNode> relayed = new java.util.concurrent.CopyOnWriteArrayList<>();
       String url = "http://127.0.0.1:" + runner.localAddress().getPort() + "/v1";
       TaskResult result =
-          await(client(upstream("rich", url)).start("t", chat("x", true), 1, relayed::add).result());
+          await(client(upstream("rich", url)).start("t", chat("x", true), 1, relay(relayed::add)).result());
 
       List<String> chunks = RICH_STREAM.lines().filter(l -> l.startsWith("data: {")).toList();
       assertEquals(5, relayed.size(), "all but the role-only and the usage chunks");
@@ -295,7 +307,7 @@ class ModelRunnerClientTest {
     UpstreamFailure failure =
         failureOf(
             client(upstream("p", primary.baseUrl() + "/v1"))
-                .start("t", chat("one two three four five", true), 1, choices -> relayed.append(TaskUpdate.ContentDelta.contentOf(choices)))
+                .start("t", chat("one two three four five", true), 1, relay(choices -> relayed.append(TaskUpdate.ContentDelta.contentOf(choices))))
                 .result());
     assertEquals(ErrorCode.UPSTREAM_ERROR, failure.error().code());
     assertTrue(failure.retryable());
@@ -306,14 +318,14 @@ class ModelRunnerClientTest {
   @Test
   void plainTextAndJsonErrorsAreBothParsed() throws Exception {
     primary.setDefaults(Faults.none().withFailStatus(503).withPlainTextErrors(true));
-    UpstreamFailure plain = failureOf(client(upstream("p", primary.baseUrl() + "/v1")).start("t", chat("x", false), 1, choices -> {}).result());
+    UpstreamFailure plain = failureOf(client(upstream("p", primary.baseUrl() + "/v1")).start("t", chat("x", false), 1, NO_OUTPUT).result());
     assertEquals(ErrorCode.UPSTREAM_ERROR, plain.error().code());
     assertEquals(503, plain.error().upstreamStatus());
     assertTrue(plain.retryable());
     assertTrue(plain.error().message().contains("503"), plain.error().message());
 
     primary.setDefaults(Faults.none().withFailStatus(400));
-    UpstreamFailure json = failureOf(client(upstream("p", primary.baseUrl() + "/v1")).start("t", chat("x", false), 1, choices -> {}).result());
+    UpstreamFailure json = failureOf(client(upstream("p", primary.baseUrl() + "/v1")).start("t", chat("x", false), 1, NO_OUTPUT).result());
     assertEquals(ErrorCode.INVALID_REQUEST, json.error().code());
     assertFalse(json.retryable());
     assertFalse(json.error().message().startsWith("{"), "the runner's message, not its JSON");
@@ -323,7 +335,7 @@ class ModelRunnerClientTest {
   void retryAfterIsReadFromA429() throws Exception {
     primary.setDefaults(Faults.none().withFailStatus(429).withRetryAfter(Duration.ofSeconds(7)));
     UpstreamFailure failure =
-        failureOf(client(upstream("p", primary.baseUrl() + "/v1")).start("t", chat("x", false), 1, choices -> {}).result());
+        failureOf(client(upstream("p", primary.baseUrl() + "/v1")).start("t", chat("x", false), 1, NO_OUTPUT).result());
     assertEquals(ErrorCode.UNAVAILABLE, failure.error().code());
     assertEquals(Duration.ofSeconds(7), failure.retryAfter());
     assertTrue(failure.retryable());
@@ -335,7 +347,7 @@ class ModelRunnerClientTest {
     UpstreamFailure fromRunner =
         failureOf(
             client(upstream("p", primary.baseUrl() + "/v1"))
-                .start("t", new TaskSpec(TaskKind.CHAT, "no-such-model", request), 1, choices -> {})
+                .start("t", new TaskSpec(TaskKind.CHAT, "no-such-model", request), 1, NO_OUTPUT)
                 .result());
     assertEquals(ErrorCode.MODEL_NOT_FOUND, fromRunner.error().code());
     assertFalse(fromRunner.retryable());
@@ -349,7 +361,7 @@ class ModelRunnerClientTest {
     UpstreamFailure unrouted =
         failureOf(
             client(onlySmall)
-                .start("t", new TaskSpec(TaskKind.CHAT, "sim-large", request), 1, choices -> {})
+                .start("t", new TaskSpec(TaskKind.CHAT, "sim-large", request), 1, NO_OUTPUT)
                 .result());
     assertEquals(ErrorCode.MODEL_NOT_FOUND, unrouted.error().code());
     assertEquals(1, primary.stats().requests(), "the unrouted model never reached a runner");
@@ -365,7 +377,7 @@ class ModelRunnerClientTest {
               u.requestTimeout = Duration.ofMillis(500);
               u.firstTokenTimeout = Duration.ofMillis(500);
             });
-    UpstreamFailure failure = failureOf(client(quick).start("t", chat("x", false), 1, choices -> {}).result());
+    UpstreamFailure failure = failureOf(client(quick).start("t", chat("x", false), 1, NO_OUTPUT).result());
     assertEquals(ErrorCode.TIMEOUT, failure.error().code());
     assertTrue(failure.retryable());
   }
@@ -387,7 +399,7 @@ class ModelRunnerClientTest {
     ModelRunnerClient client = client(throttled);
     List<CompletableFuture<TaskResult>> calls = new ArrayList<>();
     for (int i = 0; i < n; i++) {
-      calls.add(client.start("t", chat("x", false), 1, choices -> {}).result().toCompletableFuture());
+      calls.add(client.start("t", chat("x", false), 1, NO_OUTPUT).result().toCompletableFuture());
     }
     for (CompletableFuture<TaskResult> call : calls) {
       call.get(20, TimeUnit.SECONDS);
@@ -415,7 +427,7 @@ class ModelRunnerClientTest {
     ModelRunnerClient client = client(unthrottled);
     List<CompletableFuture<TaskResult>> calls = new ArrayList<>();
     for (int i = 0; i < 8; i++) {
-      calls.add(client.start("t", chat("x", false), 1, c -> {}).result().toCompletableFuture());
+      calls.add(client.start("t", chat("x", false), 1, NO_OUTPUT).result().toCompletableFuture());
     }
     for (CompletableFuture<TaskResult> call : calls) {
       call.get(20, TimeUnit.SECONDS);
@@ -440,7 +452,7 @@ class ModelRunnerClientTest {
     ModelRunnerClient client = client(capped);
     List<CompletableFuture<TaskResult>> calls = new ArrayList<>();
     for (int i = 0; i < 30; i++) {
-      calls.add(client.start("t", chat("x", false), 1, choices -> {}).result().toCompletableFuture());
+      calls.add(client.start("t", chat("x", false), 1, NO_OUTPUT).result().toCompletableFuture());
     }
     int ok = 0;
     int queueFull = 0;
@@ -476,11 +488,11 @@ class ModelRunnerClientTest {
             });
     ModelRunnerClient client = client(fragile);
     Upstream upstream = client.upstreams().get(0);
-    failureOf(client.start("t", chat("x", false), 1, choices -> {}).result());
-    failureOf(client.start("t", chat("x", false), 1, choices -> {}).result());
+    failureOf(client.start("t", chat("x", false), 1, NO_OUTPUT).result());
+    failureOf(client.start("t", chat("x", false), 1, NO_OUTPUT).result());
     awaitBreaker(upstream, Upstream.BreakerState.OPEN);
 
-    UpstreamFailure fast = failureOf(client.start("t", chat("x", false), 1, choices -> {}).result());
+    UpstreamFailure fast = failureOf(client.start("t", chat("x", false), 1, NO_OUTPUT).result());
     assertEquals(ErrorCode.UNAVAILABLE, fast.error().code());
     assertTrue(fast.retryable());
     assertEquals(2, primary.stats().requests(), "an open breaker sends nothing");
@@ -531,7 +543,7 @@ class ModelRunnerClientTest {
             });
     ModelRunnerClient client = client(fragile);
     Upstream upstream = client.upstreams().get(0);
-    failureOf(client.start("t", chat("x", false), 1, choices -> {}).result());
+    failureOf(client.start("t", chat("x", false), 1, NO_OUTPUT).result());
     awaitBreaker(upstream, Upstream.BreakerState.OPEN);
     primary.setDefaults(Faults.none());
     upstream.resetBreaker();
@@ -574,7 +586,7 @@ class ModelRunnerClientTest {
         client(
             build(new Up("a", primary.baseUrl() + "/v1"), u -> u.weight = 1000),
             build(new Up("b", secondary.baseUrl() + "/v1"), u -> u.weight = 1));
-    UpstreamFailure first = failureOf(client.start("t", chat("x", false), 1, choices -> {}).result());
+    UpstreamFailure first = failureOf(client.start("t", chat("x", false), 1, NO_OUTPUT).result());
     assertEquals(ErrorCode.UPSTREAM_ERROR, first.error().code());
     assertFalse(first.error().message().contains("simulated"), "the runner's own text stays internal");
     assertEquals("b", run(client, chat("x", false)).upstream(), "the retry went to the other runner");
@@ -603,7 +615,7 @@ class ModelRunnerClientTest {
     int total = 400;
     List<CompletableFuture<TaskResult>> calls = new ArrayList<>();
     for (int i = 0; i < total; i++) {
-      calls.add(client.start("t", chat("x", false), 1, choices -> {}).result().toCompletableFuture());
+      calls.add(client.start("t", chat("x", false), 1, NO_OUTPUT).result().toCompletableFuture());
     }
     int toA = 0;
     for (CompletableFuture<TaskResult> call : calls) {
@@ -659,7 +671,7 @@ class ModelRunnerClientTest {
     CompletableFuture<Void> firstDelta = new CompletableFuture<>();
     var attempt =
         client(upstream("p", primary.baseUrl() + "/v1"))
-            .start("t", chat("a long answer with many words in it", true), 1, choices -> firstDelta.complete(null));
+            .start("t", chat("a long answer with many words in it", true), 1, relay(choices -> firstDelta.complete(null)));
     firstDelta.get(20, TimeUnit.SECONDS);
     attempt.cancel();
     try {

@@ -46,7 +46,7 @@ class ActiveTasksTest {
 
   private static TaskReply submit(EventSourcedBehaviorTestKit<Command, TaskEntity.Event, TaskState> kit) {
     TaskSpec spec = new TaskSpec(TaskKind.CHAT, "m", JSON.createObjectNode().put("model", "m"));
-    return kit.<TaskReply>runCommand(replyTo -> new Submit(spec, "alice", null, null, replyTo)).reply();
+    return kit.<TaskReply>runCommand(replyTo -> new Submit(spec, "alice", null, false, replyTo)).reply();
   }
 
   @Test

@@ -84,12 +84,13 @@ class SerializationTest {
     ApiKey key = new ApiKey("k1", "acme", "ci", "ab".repeat(32), limits, List.of("m"), t, null, null, 3);
     LimiterProtocol.Standing standing = new LimiterProtocol.Standing(60, 59, 1000, 10_000, 9_000, 6000);
     TaskState state =
-        new TaskState("task-1", spec, "alice", "k1", "hold-1", TaskStatus.SUCCEEDED, 3, t, t, t, null, result, null);
+        new TaskState("task-1", spec, "alice", "k1", "hold-1", TaskStatus.SUCCEEDED, 3, t, t, t, null, result, null, 3);
     return Stream.of(
-        new TaskProtocol.Submit(spec, "alice", t, updates.ref(), replies.ref()),
-        new TaskProtocol.Submit(spec, "alice", null, null, replies.ref()),
-        new TaskProtocol.Submit(spec, "alice", "k1", "hold-1", t, null, null, replies.ref()),
-        new TaskProtocol.Submit(spec, "alice", "k1", null, t, TaskRetention.TRANSIENT, updates.ref(), replies.ref()),
+        new TaskProtocol.Submit(spec, "alice", t, true, replies.ref()),
+        new TaskProtocol.Submit(spec, "alice", null, false, replies.ref()),
+        new TaskProtocol.Submit(spec, "alice", "k1", "hold-1", t, null, false, null, null, replies.ref()),
+        new TaskProtocol.Submit(spec, "alice", "k1", null, t, TaskRetention.TRANSIENT, false, null, updates.ref(), replies.ref()),
+        new TaskProtocol.Follow("alice", replies.ref()),
         key,
         new KeyProtocol.Create(key, keyReplies.ref()),
         new KeyProtocol.Update("k1", "renamed", limits, List.of("m"), keyReplies.ref()),
@@ -146,8 +147,9 @@ class SerializationTest {
         new TaskEntity.AttemptSucceeded(1, result),
         new TaskEntity.AttemptErrored(1, error, true, Duration.ofSeconds(3)),
         new TaskEntity.StartAttempt(2),
-        new TaskEntity.DeltaReceived(1, ScriptedRunner.textChoices("x", null)),
-        new TaskEntity.DeltaReceived(1, toolCallChoices()),
+        new TaskUpdate.ContentDelta("task-1", 1, "x", null, ScriptedRunner.textChoices("x", null)),
+        TaskUpdate.ContentDelta.of("task-1", 1, toolCallChoices()),
+        new TaskEntity.OutputStarted(2, t),
         TaskEntity.DeadlineReached.INSTANCE,
         TaskEntity.ResumeAfterRecovery.INSTANCE,
         TaskEntity.PassivateFinished.INSTANCE,
@@ -211,7 +213,7 @@ class SerializationTest {
     for (Object message :
         List.of(
             new TaskEntity.TaskSubmitted(spec, "alice", null, null, t, t, TaskRetention.TRANSIENT),
-            new TaskProtocol.Submit(spec, "alice", null, null, t, TaskRetention.TRANSIENT, null, replies.ref()))) {
+            new TaskProtocol.Submit(spec, "alice", null, null, t, TaskRetention.TRANSIENT, false, null, null, replies.ref()))) {
       assertEquals(TaskRetention.TRANSIENT, retentionOf(message));
       assertEquals(TaskRetention.STANDARD, retentionOf(withoutField(message, "retention")));
     }

@@ -37,6 +37,7 @@ import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.persistence.testkit.javadsl.EventSourcedBehaviorTestKit;
 import org.apache.pekko.persistence.testkit.javadsl.EventSourcedBehaviorTestKit.CommandResultWithReply;
 import org.junit.jupiter.api.AfterAll;
+import org.apache.pekko.stream.javadsl.Sink;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
@@ -54,7 +55,9 @@ class TaskEntityTest {
           Duration.ofSeconds(30),
           100,
           Duration.ofMillis(100),
-          Duration.ofSeconds(1));
+          Duration.ofSeconds(1),
+          32,
+          Duration.ofSeconds(30));
 
   private final ActorTestKit testKit =
       ActorTestKit.create(ManualTime.config().withFallback(EventSourcedBehaviorTestKit.config()));
@@ -106,7 +109,17 @@ class TaskEntityTest {
 
   private CommandResultWithReply<Command, TaskEntity.Event, TaskState, TaskReply> submit(
       TaskSpec spec, Instant deadline) {
-    return kit.runCommand(replyTo -> new Submit(spec, "alice", deadline, updates.ref(), replyTo));
+    CommandResultWithReply<Command, TaskEntity.Event, TaskState, TaskReply> submitted =
+        kit.runCommand(replyTo -> new Submit(spec, "alice", deadline, true, replyTo));
+    follow(submitted.reply(), updates);
+    return submitted;
+  }
+
+  /** Tells {@code probe} every update a follower's ref carries. */
+  private void follow(TaskReply reply, TestProbe<TaskUpdate> probe) {
+    if (reply instanceof TaskReply.Ok ok && ok.updates() != null) {
+      ok.updates().getSource().runWith(Sink.foreach(probe.ref()::tell), testKit.system());
+    }
   }
 
   private TaskUpdate.StatusChanged awaitStatus(TaskStatus status) {
@@ -150,7 +163,7 @@ class TaskEntityTest {
     var submitted =
         other.<TaskReply>runCommand(
             replyTo ->
-                new Submit(chat(false), "alice", null, null, null, TaskRetention.TRANSIENT, updates.ref(), replyTo));
+                new Submit(chat(false), "alice", null, null, null, TaskRetention.TRANSIENT, false, null, null, replyTo));
     assertEquals(TaskRetention.TRANSIENT, ((TaskSubmitted) submitted.events().get(0)).retention());
   }
 
@@ -358,8 +371,8 @@ class TaskEntityTest {
     ScriptedRunner.Call call = runner.next();
     kit.<TaskReply>runCommand(r -> new Subscribe("alice", late.ref(), r));
     assertEquals(TaskStatus.RUNNING, ((TaskUpdate.StatusChanged) late.receiveMessage()).view().status());
-    call.onDelta().onDelta(ScriptedRunner.textChoices("Hel", null));
-    call.onDelta().onDelta(ScriptedRunner.textChoices("lo", "stop"));
+    ScriptedRunner.emit(call, ScriptedRunner.textChoices("Hel", null));
+    ScriptedRunner.emit(call, ScriptedRunner.textChoices("lo", "stop"));
     awaitDelta(updates, "Hel");
     awaitDelta(updates, "lo");
     awaitDelta(late, "Hel");
@@ -378,7 +391,7 @@ class TaskEntityTest {
                     + "\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\"}}]},"
                     + "\"logprobs\":null,\"finish_reason\":null},"
                     + "{\"index\":1,\"delta\":{\"content\":\"other\"},\"finish_reason\":\"stop\"}]");
-    call.onDelta().onDelta(choices);
+    ScriptedRunner.emit(call, choices);
     while (true) {
       TaskUpdate u = updates.receiveMessage(Duration.ofSeconds(10));
       if (u instanceof TaskUpdate.ContentDelta d) {
@@ -406,7 +419,7 @@ class TaskEntityTest {
   void aStreamThatFailsAfterPartialOutputIsNotRetried() {
     submit(chat(true), null);
     ScriptedRunner.Call call = runner.next();
-    call.onDelta().onDelta(ScriptedRunner.textChoices("Hel", null));
+    ScriptedRunner.emit(call, ScriptedRunner.textChoices("Hel", null));
     awaitDelta(updates, "Hel");
     call.result().completeExceptionally(transient503());
     var failed = awaitStatus(TaskStatus.FAILED).view();
@@ -424,5 +437,156 @@ class TaskEntityTest {
     assertEquals("runner answered 503", state.error().message());
     pass(Duration.ofSeconds(1));
     assertEquals(2, runner.next().attempt());
+  }
+
+  @Test
+  void theFirstDeltaIsRecordedBeforeItIsRelayed() {
+    submit(chat(true), null);
+    ScriptedRunner.Call call = runner.next();
+    assertEquals(0, kit.getState().outputAttempt());
+    ScriptedRunner.emit(call, ScriptedRunner.textChoices("Hel", null));
+    // emit returned: the delta was accepted, so the event that says so is already written
+    assertEquals(1, kit.getState().outputAttempt());
+    assertTrue(kit.getState().outputSent());
+    awaitDelta(updates, "Hel");
+  }
+
+  @Test
+  void aStreamRecoveredAfterPartialOutputEndsWithAnErrorInsteadOfRunningAgain() {
+    submit(chat(true), null);
+    ScriptedRunner.Call call = runner.next();
+    ScriptedRunner.emit(call, ScriptedRunner.textChoices("Hel", null));
+    kit.restart(); // the worker died mid-stream; the task comes back elsewhere
+    TestProbe<Object> probe = testKit.createTestProbe();
+    probe.awaitAssert(
+        () -> {
+          assertEquals(TaskStatus.FAILED, kit.getState().status());
+          return null;
+        });
+    assertTrue(kit.getState().error().message().contains("partial output"), kit.getState().error().message());
+    assertEquals(1, kit.getState().attempts(), "no second attempt");
+    assertTrue(runner.idle());
+  }
+
+  @Test
+  void aStreamRecoveredBeforeAnyOutputContinuesTransparently() {
+    submit(chat(true), null);
+    runner.next(); // no delta yet
+    kit.restart();
+    ScriptedRunner.Call resumed = runner.next();
+    assertEquals(2, resumed.attempt());
+    TestProbe<TaskUpdate> follower = testKit.createTestProbe();
+    follow(kit.<TaskReply>runCommand(r -> new TaskProtocol.Follow("alice", r)).reply(), follower);
+    ScriptedRunner.emit(resumed, ScriptedRunner.textChoices("Hi", "stop"));
+    awaitDelta(follower, "Hi");
+    resumed.result().complete(result("Hi"));
+    while (true) {
+      TaskUpdate u = follower.receiveMessage(Duration.ofSeconds(10));
+      if (u instanceof TaskUpdate.StatusChanged sc && sc.view().status().isTerminal()) {
+        assertEquals(TaskStatus.SUCCEEDED, sc.view().status());
+        break;
+      }
+    }
+  }
+
+  @Test
+  void aStreamWhoseLastFollowerLeavesAfterPartialOutputFailsAndStopsTheCall() {
+    var submitted = kit.<TaskReply>runCommand(r -> new Submit(chat(true), "alice", null, true, r));
+    var killSwitch =
+        ((TaskReply.Ok) submitted.reply())
+            .updates()
+            .getSource()
+            .viaMat(org.apache.pekko.stream.KillSwitches.single(), org.apache.pekko.stream.javadsl.Keep.right())
+            .to(Sink.ignore())
+            .run(testKit.system());
+    ScriptedRunner.Call call = runner.next();
+    ScriptedRunner.emit(call, ScriptedRunner.textChoices("Hel", null));
+    killSwitch.shutdown(); // the client went away
+    TestProbe<Object> probe = testKit.createTestProbe();
+    probe.awaitAssert(
+        () -> {
+          assertEquals(TaskStatus.FAILED, kit.getState().status());
+          return null;
+        });
+    assertTrue(call.cancelled().get(), "the runner's call is aborted");
+  }
+
+  @Test
+  void aStreamWithoutFollowersBeforeOutputIsCancelledAfterTheOrphanTimeout() {
+    var submitted = kit.<TaskReply>runCommand(r -> new Submit(chat(true), "alice", null, true, r));
+    var reader =
+        ((TaskReply.Ok) submitted.reply())
+            .updates()
+            .getSource()
+            .runWith(org.apache.pekko.stream.testkit.javadsl.TestSink.probe(testKit.system().classicSystem()), testKit.system());
+    ScriptedRunner.Call call = runner.next();
+    reader.request(1);
+    reader.expectNext(Duration.ofSeconds(10));
+    reader.cancel(); // the client went away before the first delta
+    TestProbe<Object> probe = testKit.createTestProbe();
+    // a follower may come back within the orphan timeout (its api-node re-follows after a fail-over)
+    probe.awaitAssert(
+        Duration.ofSeconds(20),
+        () -> {
+          pass(Duration.ofSeconds(1));
+          assertEquals(TaskStatus.CANCELLED, kit.getState().status());
+          return null;
+        });
+    assertTrue(clock.instant().isAfter(Instant.parse("2026-01-01T00:00:29Z")), "not before the orphan timeout");
+    assertTrue(call.cancelled().get());
+  }
+
+  @Test
+  void aSlowFollowerHoldsTheRunnersStreamBack() {
+    var submitted = kit.<TaskReply>runCommand(r -> new Submit(chat(true), "alice", null, true, r));
+    var reader =
+        ((TaskReply.Ok) submitted.reply())
+            .updates()
+            .getSource()
+            .runWith(org.apache.pekko.stream.testkit.javadsl.TestSink.probe(testKit.system().classicSystem()), testKit.system());
+    ScriptedRunner.Call call = runner.next();
+    reader.request(1);
+    // the follower reads nothing more: deltas are taken until the buffers are full, then no more
+    int accepted = 0;
+    java.util.concurrent.CompletableFuture<org.apache.pekko.Done> pending = null;
+    while (accepted < 1000) {
+      pending = call.output().emit(ScriptedRunner.textChoices("x", null)).toCompletableFuture();
+      try {
+        pending.get(2, java.util.concurrent.TimeUnit.SECONDS);
+      } catch (java.util.concurrent.TimeoutException e) {
+        break;
+      } catch (Exception e) {
+        throw new AssertionError(e);
+      }
+      accepted++;
+    }
+    assertTrue(accepted < 200, "deltas held for a follower that does not read: " + accepted);
+    assertTrue(accepted >= 32, "the buffers take some: " + accepted);
+    reader.request(1000);
+    pending.orTimeout(10, java.util.concurrent.TimeUnit.SECONDS).join(); // reading on lets the runner go on
+  }
+
+  @Test
+  void aResultTooBigForOneMessageTravelsAsChunks() {
+    submit(chat(false), null);
+    ObjectNode body = JSON.createObjectNode().put("object", "chat.completion");
+    body.putArray("choices").addObject().putObject("message").put("content", "y".repeat(300_000));
+    runner.next().result().complete(new TaskResult(body, new Usage(1, 2, 3), "sim"));
+    TaskUpdate.StatusChanged done = awaitStatus(TaskStatus.SUCCEEDED);
+    assertTrue(done.view().result().body().isNull(), "not inline");
+    JsonNode read =
+        dev.mcpstack.shared.LargeJson.read(done.resultChunks(), org.apache.pekko.stream.Materializer.matFromSystem(testKit.system()))
+            .toCompletableFuture()
+            .orTimeout(10, java.util.concurrent.TimeUnit.SECONDS)
+            .join();
+    assertEquals(body, read);
+    TaskReply.Ok got = (TaskReply.Ok) kit.<TaskReply>runCommand(r -> new Get("alice", r)).reply();
+    assertTrue(got.view().result().body().isNull());
+    assertEquals(
+        body,
+        dev.mcpstack.shared.LargeJson.read(got.resultChunks(), org.apache.pekko.stream.Materializer.matFromSystem(testKit.system()))
+            .toCompletableFuture()
+            .orTimeout(10, java.util.concurrent.TimeUnit.SECONDS)
+            .join());
   }
 }

@@ -25,7 +25,7 @@ public final class ScriptedRunner implements AttemptRunner {
       String taskId,
       TaskSpec spec,
       int attempt,
-      DeltaListener onDelta,
+      Output output,
       CompletableFuture<TaskResult> result,
       AtomicBoolean cancelled) {}
 
@@ -44,9 +44,9 @@ public final class ScriptedRunner implements AttemptRunner {
   }
 
   @Override
-  public Attempt start(String taskId, TaskSpec spec, int attempt, DeltaListener onDelta) {
+  public Attempt start(String taskId, TaskSpec spec, int attempt, Output output) {
     Call call =
-        new Call(taskId, spec, attempt, onDelta, new CompletableFuture<>(), new AtomicBoolean());
+        new Call(taskId, spec, attempt, output, new CompletableFuture<>(), new AtomicBoolean());
     calls.add(call);
     return new Attempt() {
       @Override
@@ -59,6 +59,11 @@ public final class ScriptedRunner implements AttemptRunner {
         call.cancelled().set(true);
       }
     };
+  }
+
+  /** Emits one streamed delta as the runner's stream would, waiting until it is accepted. */
+  public static void emit(Call call, JsonNode choices) {
+    call.output().emit(choices).toCompletableFuture().orTimeout(10, TimeUnit.SECONDS).join();
   }
 
   /** The next attempt started, waiting up to 10 s for it. */
