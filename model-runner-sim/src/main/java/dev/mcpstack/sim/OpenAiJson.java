@@ -1,6 +1,7 @@
 package dev.mcpstack.sim;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.Optional;
@@ -9,11 +10,15 @@ import org.apache.pekko.http.javadsl.model.HttpEntities;
 import org.apache.pekko.http.javadsl.model.HttpResponse;
 import org.apache.pekko.http.javadsl.model.StatusCode;
 import org.apache.pekko.http.javadsl.model.StatusCodes;
+import org.apache.pekko.http.javadsl.model.sse.ServerSentEvent;
 
-/** JSON helpers: OpenAI error bodies and JSON responses. */
+/** JSON helpers: OpenAI error bodies, JSON responses and stream events. */
 final class OpenAiJson {
 
   static final ObjectMapper MAPPER = new ObjectMapper();
+
+  /** The last event of every complete OpenAI stream: {@code data: [DONE]\n\n}. */
+  static final ServerSentEvent DONE = event("[DONE]");
 
   private OpenAiJson() {}
 
@@ -29,6 +34,22 @@ final class OpenAiJson {
     } catch (JsonProcessingException e) {
       throw new IllegalStateException("cannot render JSON", e);
     }
+  }
+
+  /** A stream event carrying the node as one line of JSON: {@code data: <json>\n\n}. */
+  static ServerSentEvent event(JsonNode node) {
+    return event(write(node));
+  }
+
+  /**
+   * An event that pekko-http's SSE marshaller writes byte for byte as OpenAI does, {@code data:
+   * <data>\n\n}. The marshaller writes {@code "data:" + data} without a space; the SSE spec (and
+   * pekko-http's unmarshaller, and OpenAI's SDKs) strip one space after the colon, so readers get
+   * {@code data} back, and clients that match {@code "data: "} literally keep working. {@code
+   * data} is one line: the marshaller writes each further line as its own {@code data:} field.
+   */
+  static ServerSentEvent event(String data) {
+    return ServerSentEvent.create(" " + data);
   }
 
   static HttpResponse json(int status, Object node) {

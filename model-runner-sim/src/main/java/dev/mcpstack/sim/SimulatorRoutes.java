@@ -23,27 +23,25 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 import org.apache.pekko.NotUsed;
 import org.apache.pekko.actor.typed.ActorSystem;
-import org.apache.pekko.http.javadsl.model.ContentType;
+import org.apache.pekko.http.javadsl.marshalling.sse.EventStreamMarshalling;
 import org.apache.pekko.http.javadsl.model.ContentTypes;
 import org.apache.pekko.http.javadsl.model.HttpEntities;
 import org.apache.pekko.http.javadsl.model.HttpHeader;
 import org.apache.pekko.http.javadsl.model.HttpRequest;
 import org.apache.pekko.http.javadsl.model.HttpResponse;
-import org.apache.pekko.http.javadsl.model.MediaTypes;
-import org.apache.pekko.http.javadsl.model.ResponseEntity;
 import org.apache.pekko.http.javadsl.model.StatusCodes;
 import org.apache.pekko.http.javadsl.model.headers.RawHeader;
+import org.apache.pekko.http.javadsl.model.sse.ServerSentEvent;
+import org.apache.pekko.http.javadsl.server.Directives;
 import org.apache.pekko.http.javadsl.server.Route;
 import org.apache.pekko.http.javadsl.unmarshalling.Unmarshaller;
 import org.apache.pekko.pattern.Patterns;
 import org.apache.pekko.stream.ThrottleMode;
 import org.apache.pekko.stream.javadsl.Source;
-import org.apache.pekko.util.ByteString;
 
 /** The simulator's HTTP routes: OpenAI-compatible API under /v1 and /engines[/{engine}]/v1, admin under /sim. */
 final class SimulatorRoutes {
 
-  private static final ByteString DONE = ByteString.fromString("data: [DONE]\n\n");
   private static final String REPLY_PREFIX = "Simulated reply to: ";
 
   private final ActorSystem<?> system;
@@ -72,25 +70,37 @@ final class SimulatorRoutes {
   private Route api() {
     return concat(
         path(segment("chat").slash("completions"), () -> post(() -> tracked(this::chat))),
-        path("embeddings", () -> post(() -> tracked(this::embeddings))),
-        path("models", () -> get(() -> tracked((call, req, body) -> listModels()))),
+        path("embeddings", () -> post(() -> tracked(whole(this::embeddings)))),
+        path("models", () -> get(() -> tracked(whole((call, req, body) -> listModels())))),
         pathPrefix("models", () -> get(() -> extractUnmatchedPath(rest -> {
           if (!rest.startsWith("/") || rest.length() == 1) return reject();
           String id = decode(rest.substring(1));
-          return tracked((call, req, body) -> getModel(call, id));
+          return tracked(whole((call, req, body) -> getModel(call, id)));
         }))),
         extractUnmatchedPath(rest -> complete(OpenAiJson.error(404, "unknown endpoint: " + rest, null, "unknown_url"))));
   }
 
+  /** Answers a request with a route: a whole response, or a stream of events ({@link #eventStream}). */
   @FunctionalInterface
   private interface Handler {
+    CompletionStage<Route> handle(SimulatorState.Call call, HttpRequest request, String body) throws Exception;
+  }
+
+  /** A handler whose every answer is one whole response. */
+  @FunctionalInterface
+  private interface ResponseHandler {
     CompletionStage<HttpResponse> handle(SimulatorState.Call call, HttpRequest request, String body) throws Exception;
+  }
+
+  private static Handler whole(ResponseHandler handler) {
+    return (call, request, body) -> handler.handle(call, request, body).thenApply(Directives::complete);
   }
 
   /**
    * Registers the request with the in-flight accounting and runs the handler. Strict responses
-   * end the accounting here; streamed responses end it when their stream terminates; requests the
-   * server times out (hang, or latency beyond pekko.http.server.request-timeout) end it with 503.
+   * end the accounting when the route completes; streamed responses end it when their stream
+   * terminates; requests the server times out (hang, or latency beyond
+   * pekko.http.server.request-timeout) end it with 503.
    */
   private Route tracked(Handler handler) {
     return entity(Unmarshaller.entityToString(), body -> extractRequest(request -> {
@@ -98,32 +108,57 @@ final class SimulatorRoutes {
           request.method().value(), request.getUri().path(), lowerCasedHeaders(request));
       return withRequestTimeoutResponse(
           timedOut -> finish(call, OpenAiJson.error(503, "simulator request timed out", null, "timeout")),
-          () -> completeWithFuture(run(handler, call, request, body)));
+          () -> mapResponse(response -> {
+            if (response.entity().isKnownEmpty() || response.entity().isStrict()) finish(call, response);
+            return response;
+          }, () -> onSuccess(run(handler, call, request, body), route -> route)));
     }));
   }
 
-  private CompletionStage<HttpResponse> run(Handler handler, SimulatorState.Call call, HttpRequest request, String body) {
-    CompletionStage<HttpResponse> result;
+  /** The handler's route; a handler that throws or fails answers 500 (so the future never fails). */
+  private CompletionStage<Route> run(Handler handler, SimulatorState.Call call, HttpRequest request, String body) {
+    CompletionStage<Route> result;
     try {
       result = handler.handle(call, request, body);
     } catch (Exception e) {
       result = CompletableFuture.failedFuture(e);
     }
-    return result.handle((response, failure) -> {
-      if (failure != null) {
-        Throwable cause = failure instanceof CompletionException && failure.getCause() != null
-            ? failure.getCause() : failure;
-        system.log().warn("simulator handler failed", cause);
-        return finish(call, OpenAiJson.error(500, "simulator error: " + cause, null, "internal_error"));
-      }
-      if (response.entity().isKnownEmpty() || response.entity().isStrict()) finish(call, response);
-      return response;
+    return result.handle((route, failure) -> {
+      if (failure == null) return route;
+      Throwable cause = failure instanceof CompletionException && failure.getCause() != null
+          ? failure.getCause() : failure;
+      system.log().warn("simulator handler failed", cause);
+      return complete(OpenAiJson.error(500, "simulator error: " + cause, null, "internal_error"));
     });
   }
 
   private static HttpResponse finish(SimulatorState.Call call, HttpResponse response) {
     call.finish(response.status().intValue());
     return response;
+  }
+
+  /**
+   * Streams the events with pekko-http's SSE marshaller: {@code text/event-stream}, one chunk per
+   * event, each as OpenAI writes it (see {@link OpenAiJson#event}).
+   *
+   * <p>The body's {@code stream} field decides, as at OpenAI, not {@code Accept}: OpenAI's Python
+   * SDK sends {@code Accept: application/json} on streamed requests too, and the marshaller's
+   * content negotiation would reject that (406, or here the next route: 404 unknown endpoint). So
+   * {@code Accept} is dropped before it.
+   *
+   * <p>{@code closeDelimited} (the drop fault): the marshaller's chunked entity becomes a
+   * close-delimited one, so the server closes the connection after the events and the client
+   * deterministically reads them all, then EOF without [DONE]. (Failing a chunked entity makes
+   * pekko-http reset the connection, which can discard the chunks still unsent.)
+   */
+  private static Route eventStream(Source<ServerSentEvent, NotUsed> events, boolean closeDelimited) {
+    Route marshalled = mapRequest(request -> request.removeHeader("Accept"),
+        () -> respondWithHeader(RawHeader.create("Cache-Control", "no-cache"),
+            () -> completeOK(events, EventStreamMarshalling.toEventStream())));
+    if (!closeDelimited) return marshalled;
+    return mapResponseEntity(
+        entity -> HttpEntities.createCloseDelimited(entity.getContentType(), entity.getDataBytes()),
+        () -> marshalled);
   }
 
   private static Map<String, String> lowerCasedHeaders(HttpRequest request) {
@@ -140,10 +175,10 @@ final class SimulatorRoutes {
 
   // ---------------------------------------------------------------- faults and timing
 
-  private CompletionStage<HttpResponse> after(Duration delay, Supplier<HttpResponse> response) {
-    if (delay.isZero()) return CompletableFuture.completedFuture(response.get());
+  private <T> CompletionStage<T> after(Duration delay, Supplier<T> answer) {
+    if (delay.isZero()) return CompletableFuture.completedFuture(answer.get());
     return Patterns.after(delay, system.classicSystem().scheduler(), system.executionContext(),
-        () -> CompletableFuture.completedFuture(response.get()));
+        () -> CompletableFuture.completedFuture(answer.get()));
   }
 
   private static HttpResponse simulatedFailure(Faults f) {
@@ -171,14 +206,14 @@ final class SimulatorRoutes {
 
   // ---------------------------------------------------------------- chat
 
-  private CompletionStage<HttpResponse> chat(SimulatorState.Call call, HttpRequest request, String body) {
+  private CompletionStage<Route> chat(SimulatorState.Call call, HttpRequest request, String body) {
     Faults f;
     Integer requestedToolCalls;
     try {
       f = HeaderKnobs.effective(state.defaults(), request);
       requestedToolCalls = HeaderKnobs.toolCalls(request);
     } catch (IllegalArgumentException e) {
-      return CompletableFuture.completedFuture(OpenAiJson.invalidRequest(e.getMessage(), null));
+      return CompletableFuture.completedFuture(complete(OpenAiJson.invalidRequest(e.getMessage(), null)));
     }
     ChatRequest chat;
     HttpResponse invalid = null;
@@ -191,10 +226,10 @@ final class SimulatorRoutes {
       invalid = OpenAiJson.invalidRequest(e.getMessage(), e instanceof ParamException p ? p.param : null);
     }
     CompletionStage<HttpResponse> fault = faultOrNull(call, f);
-    if (fault != null) return fault;
+    if (fault != null) return fault.thenApply(Directives::complete);
     if (invalid != null) {
       HttpResponse response = invalid;
-      return after(f.latency(), () -> response);
+      return after(f.latency(), () -> complete(response));
     }
     ChatRequest c = chat;
     int toolCallCount = c.toolCallCount(requestedToolCalls);
@@ -202,18 +237,8 @@ final class SimulatorRoutes {
     long created = Instant.now().getEpochSecond();
     Answer answer = toolCallCount > 0 ? Answer.toolCalls(c, toolCallCount) : Answer.text(c);
     if (c.stream()) {
-      Source<ByteString, NotUsed> events = chatStream(call, f, c, id, created, answer);
-      ContentType sse = MediaTypes.TEXT_EVENT_STREAM.toContentType();
-      // A drop is a close-delimited response whose connection the server closes after N chunks: the
-      // client deterministically reads those chunks, then EOF without [DONE]. (Failing a chunked
-      // entity makes pekko-http reset the connection, which can discard the chunks still unsent.)
-      ResponseEntity entity = f.dropAfterChunks() >= 0
-          ? HttpEntities.createCloseDelimited(sse, events)
-          : HttpEntities.createChunked(sse, events);
-      return after(f.latency(), () -> HttpResponse.create()
-          .withStatus(StatusCodes.OK)
-          .addHeader(RawHeader.create("Cache-Control", "no-cache"))
-          .withEntity(entity));
+      Source<ServerSentEvent, NotUsed> events = chatStream(call, f, c, id, created, answer);
+      return after(f.latency(), () -> eventStream(events, f.dropAfterChunks() >= 0));
     }
     Duration generation = f.tokensPerSecond() > 0
         ? Duration.ofNanos(Math.round(answer.tokens() * 1_000_000_000d / f.tokensPerSecond()))
@@ -226,7 +251,7 @@ final class SimulatorRoutes {
       choice.set("message", answer.message());
       choice.put("finish_reason", answer.finishReason());
       root.set("usage", usage(c.promptTokens(), answer.tokens()));
-      return OpenAiJson.json(200, root);
+      return complete(OpenAiJson.json(200, root));
     });
   }
 
@@ -343,45 +368,46 @@ final class SimulatorRoutes {
     return out;
   }
 
-  private Source<ByteString, NotUsed> chatStream(SimulatorState.Call call, Faults f, ChatRequest c, String id,
+  private Source<ServerSentEvent, NotUsed> chatStream(SimulatorState.Call call, Faults f, ChatRequest c, String id,
       long created, Answer answer) {
     ObjectNode roleDelta = answer.isToolCalls()
         ? OpenAiJson.MAPPER.createObjectNode().put("role", "assistant").putNull("content")
         : delta("assistant", "");
-    Source<ByteString, NotUsed> first = Source.single(sse(chunk(id, created, c.model(), roleDelta, null)));
+    Source<ServerSentEvent, NotUsed> first =
+        Source.single(OpenAiJson.event(chunk(id, created, c.model(), roleDelta, null)));
     if (!f.timeToFirstToken().isZero()) first = first.initialDelay(f.timeToFirstToken());
 
     List<ObjectNode> deltas = answer.streamDeltas();
     int sent = f.dropAfterChunks() >= 0 ? Math.min(f.dropAfterChunks(), deltas.size()) : deltas.size();
-    List<ByteString> tokens = new ArrayList<>(sent);
+    List<ServerSentEvent> tokens = new ArrayList<>(sent);
     for (int i = 0; i < sent; i++) {
       boolean last = i == deltas.size() - 1;
-      tokens.add(sse(chunk(id, created, c.model(), deltas.get(i), last ? answer.finishReason() : null)));
+      tokens.add(OpenAiJson.event(chunk(id, created, c.model(), deltas.get(i), last ? answer.finishReason() : null)));
     }
-    Source<ByteString, NotUsed> content = Source.from(tokens);
+    Source<ServerSentEvent, NotUsed> content = Source.from(tokens);
     if (f.tokensPerSecond() > 0) {
       Duration interval = Duration.ofNanos(Math.max(1L, Math.round(1_000_000_000d / f.tokensPerSecond())));
       content = content.throttle(1, interval, 1, ThrottleMode.shaping());
     }
 
-    Source<ByteString, ?> tail;
+    Source<ServerSentEvent, ?> tail;
     if (f.dropAfterChunks() >= 0) {
       tail = Source.lazySource(() -> {
         call.finish(200);
-        return Source.<ByteString>empty();
+        return Source.<ServerSentEvent>empty();
       });
     } else {
-      Source<ByteString, NotUsed> usage = Source.empty();
+      Source<ServerSentEvent, NotUsed> usage = Source.empty();
       if (c.includeUsage()) {
         ObjectNode root = completionHeader(id, "chat.completion.chunk", created, c.model());
         root.putArray("choices");
         root.set("usage", usage(c.promptTokens(), answer.tokens()));
-        usage = Source.single(sse(root));
+        usage = Source.single(OpenAiJson.event(root));
       }
       // ends the accounting before [DONE] reaches the wire, so a client that saw [DONE] sees inFlight drop
       tail = usage.concat(Source.lazySingle(() -> {
         call.finish(200);
-        return DONE;
+        return OpenAiJson.DONE;
       }));
     }
     return first.concat(content).concat(tail)
@@ -423,10 +449,6 @@ final class SimulatorRoutes {
     usage.put("completion_tokens", completion);
     usage.put("total_tokens", prompt + completion);
     return usage;
-  }
-
-  private static ByteString sse(ObjectNode node) {
-    return ByteString.fromString("data: " + OpenAiJson.write(node) + "\n\n");
   }
 
   /** Parse failure naming the offending request parameter. */

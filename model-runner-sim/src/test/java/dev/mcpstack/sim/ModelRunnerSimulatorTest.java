@@ -21,8 +21,17 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
+import org.apache.pekko.NotUsed;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.http.javadsl.Http;
+import org.apache.pekko.http.javadsl.model.ContentTypes;
+import org.apache.pekko.http.javadsl.model.headers.RawHeader;
+import org.apache.pekko.http.javadsl.model.sse.ServerSentEvent;
+import org.apache.pekko.http.javadsl.unmarshalling.sse.EventStreamUnmarshalling;
+import org.apache.pekko.stream.javadsl.Sink;
+import org.apache.pekko.stream.javadsl.Source;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -112,6 +121,35 @@ class ModelRunnerSimulatorTest {
     return new StreamResult(data, null);
   }
 
+  /**
+   * The stream read with pekko-http's own client and SSE unmarshaller, as the worker's model-runner
+   * client reads it. The unmarshalled source completes normally at EOF, [DONE] or not.
+   */
+  private static List<ServerSentEvent> unmarshalStream(String body, String... headers) throws Exception {
+    org.apache.pekko.http.javadsl.model.HttpRequest request = org.apache.pekko.http.javadsl.model.HttpRequest
+        .POST(sim.baseUrl() + "/v1/chat/completions")
+        .withEntity(ContentTypes.APPLICATION_JSON, body);
+    for (int i = 0; i < headers.length; i += 2) request = request.addHeader(RawHeader.create(headers[i], headers[i + 1]));
+    org.apache.pekko.http.javadsl.model.HttpResponse response = Http.get(testKit.system()).singleRequest(request)
+        .toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    assertEquals(200, response.status().intValue());
+    Source<ServerSentEvent, NotUsed> events = EventStreamUnmarshalling.fromEventsStream(testKit.system().classicSystem())
+        .unmarshal(response.entity(), testKit.system())
+        .toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    return events.runWith(Sink.seq(), testKit.system()).toCompletableFuture().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+  }
+
+  private static List<String> data(List<ServerSentEvent> events) {
+    List<String> data = new ArrayList<>();
+    for (ServerSentEvent e : events) {
+      assertEquals(java.util.Optional.empty(), e.getEventType(), "no event: field, as at OpenAI");
+      assertEquals(java.util.Optional.empty(), e.getId(), "no id: field, as at OpenAI");
+      assertTrue(e.getRetry().isEmpty(), "no retry: field, as at OpenAI");
+      data.add(e.getData());
+    }
+    return data;
+  }
+
   // ------------------------------------------------------------------ chat
 
   @Test
@@ -179,6 +217,58 @@ class ModelRunnerSimulatorTest {
     String nonStream = json(post("/v1/chat/completions", chatBody("hello there world", "")))
         .get("choices").get(0).get("message").get("content").asText();
     assertEquals(nonStream, text.toString());
+    assertEquals(0, sim.stats().inFlight());
+  }
+
+  @Test
+  void streamBytesAreOpenAisFramingWhateverAcceptSays() throws Exception {
+    // OpenAI's Python SDK sends Accept: application/json on streamed requests too
+    HttpResponse<String> response = post("/v1/chat/completions",
+        chatBody("hello there", ",\"stream\":true,\"stream_options\":{\"include_usage\":true}"),
+        "Accept", "application/json");
+    assertEquals(200, response.statusCode());
+    assertEquals("text/event-stream", response.headers().firstValue("Content-Type").orElseThrow());
+    assertEquals("no-cache", response.headers().firstValue("Cache-Control").orElseThrow());
+    // "data: " with its space, one line of JSON per event, a blank line after each: nothing else
+    // (no event:, id: or retry: field, no heartbeat), and [DONE] last
+    assertTrue(Pattern.matches("(data: \\{[^\n]*\\}\n\n){7}data: \\[DONE\\]\n\n", response.body()),
+        response.body());
+  }
+
+  @Test
+  void streamRoundTripsThroughPekkoHttpsSseUnmarshaller() throws Exception {
+    String extra = ",\"stream\":true,\"stream_options\":{\"include_usage\":true}";
+    List<String> data = data(unmarshalStream(chatBody("hello there world", extra), "Accept", "application/json"));
+    // the unmarshaller reads back exactly the payloads a line reader sees after "data: "
+    assertEquals(readStream("/v1/chat/completions", chatBody("hello there world", extra)).data().size(), data.size());
+    assertEquals("[DONE]", data.get(data.size() - 1));
+    StringBuilder text = new StringBuilder();
+    for (String d : data.subList(0, data.size() - 1)) {
+      JsonNode chunk = JSON.readTree(d);
+      assertEquals("chat.completion.chunk", chunk.get("object").asText());
+      if (chunk.get("choices").isEmpty()) assertEquals(6, chunk.get("usage").get("completion_tokens").asInt());
+      else text.append(chunk.get("choices").get(0).get("delta").get("content").asText());
+    }
+    assertEquals("Simulated reply to: hello there world", text.toString());
+
+    // tool calls (X-Sim-Tool-Calls) come through the same way
+    List<String> tools = data(unmarshalStream(chatBody("x", TOOLS + ",\"stream\":true"), "X-Sim-Tool-Calls", "3"));
+    assertEquals("[DONE]", tools.get(tools.size() - 1));
+    List<String> ids = new ArrayList<>();
+    for (String d : tools.subList(1, tools.size() - 1)) {
+      JsonNode calls = JSON.readTree(d).get("choices").get(0).get("delta").get("tool_calls");
+      if (calls != null && calls.get(0).has("id")) ids.add(calls.get(0).get("id").asText());
+    }
+    assertEquals(List.of("call_0", "call_1", "call_2"), ids);
+    assertEquals("tool_calls",
+        JSON.readTree(tools.get(tools.size() - 2)).get("choices").get(0).get("finish_reason").asText());
+
+    // a dropped stream ends like a complete one for the unmarshaller: only the missing [DONE] tells
+    List<String> dropped = data(unmarshalStream(chatBody("one two three four", ",\"stream\":true"),
+        "X-Sim-Drop-After-Chunks", "2"));
+    assertEquals(3, dropped.size()); // role chunk + 2 content chunks
+    assertFalse(dropped.contains("[DONE]"));
+    for (String d : dropped) assertEquals("chat.completion.chunk", JSON.readTree(d).get("object").asText());
     assertEquals(0, sim.stats().inFlight());
   }
 
