@@ -300,19 +300,39 @@ final class AdminRoutes {
    * Any task with its owner. The result only of tasks their owner may read back too: a transient
    * task's answer went to its client alone (docs/security-data.md).
    */
+  /**
+   * Any owner's task, with where it lives: its shard and the node hosting that shard (null while
+   * the shard has no home, e.g. during a fail-over).
+   */
   private Route task(String id, String requestId) {
     TaskRoutes.checkPlausible(id);
+    String shard = shardOf(id);
     return http.respond(
         tasks
             .inspect(id)
-            .thenApply(
-                view -> {
+            .thenCombine(
+                shardStats(),
+                (view, stats) -> {
                   ObjectNode task = http.taskJson.task(view).put("owner", view.owner());
                   if (!TaskIds.readBack(id)) {
                     task.putNull("result");
                   }
+                  task.put("shard", shard);
+                  task.put(
+                      "node",
+                      stats.entrySet().stream()
+                          .filter(region -> region.getValue().getStats().containsKey(shard))
+                          .map(region -> region.getKey().toString())
+                          .findFirst()
+                          .orElse(null));
                   return http.json(StatusCodes.OK, task);
                 }),
         requestId);
+  }
+
+  /** The task's shard, as sharding's default message extractor computes it. */
+  private String shardOf(String id) {
+    int shards = http.system.settings().config().getInt("pekko.cluster.sharding.number-of-shards");
+    return String.valueOf(Math.abs(id.hashCode() % shards));
   }
 }

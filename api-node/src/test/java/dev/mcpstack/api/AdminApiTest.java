@@ -130,6 +130,14 @@ class AdminApiTest {
     assertEquals("chat", task.path("kind").asText());
     assertEquals(Caller.ANONYMOUS_TENANT, task.path("owner").asText());
     assertTrue(task.has("status") && task.has("result") && task.has("error"), task.toString());
+    // where it lives: its shard, on the one node of this cluster
+    int shards = api.node.settings().config().getInt("pekko.cluster.sharding.number-of-shards");
+    assertEquals(String.valueOf(Math.abs(id.hashCode() % shards)), task.path("shard").asText(), task.toString());
+    api.eventually(
+        java.time.Duration.ofSeconds(10),
+        () -> assertEquals(
+            org.apache.pekko.cluster.Cluster.get(api.node).selfMember().address().toString(),
+            json(api.get("/admin/tasks/" + id, AUTH)).path("node").asText()));
 
     assertError(api.get("/admin/tasks/task-unknown123", AUTH), 404, "not_found_error");
     assertError(api.get("/admin/tasks/not%20an%20id", AUTH), 404, "not_found_error");

@@ -593,12 +593,14 @@ final class SimulatorRoutes {
     }
     String model = null;
     List<String> inputs = null;
+    int dims = settings.embeddingDimensions();
     HttpResponse invalid = null;
     try {
       JsonNode root = readObject(body);
       model = requireModel(root);
       call.model(model);
       inputs = embeddingInputs(root.get("input"));
+      dims = dimensions(root.get("dimensions"), dims);
       call.embeddingBatch(inputs.size());
       if (!settings.models().contains(model)) invalid = OpenAiJson.modelNotFound(model);
     } catch (IllegalArgumentException e) {
@@ -612,6 +614,7 @@ final class SimulatorRoutes {
     }
     String m = model;
     List<String> in = inputs;
+    int length = dims;
     return after(f.latency(), () -> {
       ObjectNode root = OpenAiJson.MAPPER.createObjectNode();
       root.put("object", "list");
@@ -622,7 +625,7 @@ final class SimulatorRoutes {
         item.put("object", "embedding");
         item.put("index", i);
         ArrayNode vector = item.putArray("embedding");
-        for (float x : embedding(in.get(i), settings.embeddingDimensions())) vector.add(x);
+        for (float x : embedding(in.get(i), length)) vector.add(x);
         tokens += words(in.get(i)).size();
       }
       root.put("model", m);
@@ -631,6 +634,14 @@ final class SimulatorRoutes {
       usage.put("total_tokens", tokens);
       return OpenAiJson.json(200, root);
     });
+  }
+
+  /** OpenAI's {@code dimensions}: the vector length asked for (1..8192), else the configured one. */
+  private static int dimensions(JsonNode dimensions, int configured) {
+    if (dimensions == null || dimensions.isNull()) return configured;
+    if (!dimensions.canConvertToInt() || !dimensions.isIntegralNumber() || dimensions.asInt() < 1 || dimensions.asInt() > 8192)
+      throw new ParamException("Invalid 'dimensions': expected an integer between 1 and 8192.", "dimensions");
+    return dimensions.asInt();
   }
 
   private static List<String> embeddingInputs(JsonNode input) {

@@ -64,9 +64,9 @@ class LocalClusterFailoverIT {
     env.put("API_PORT", String.valueOf(apiPort));
     env.put("SIM_PORT", String.valueOf(freePort()));
     env.put("H2_PORT", String.valueOf(freePort()));
-    env.put("ARTERY_BASE", "35520");
-    env.put("MANAGEMENT_BASE", "17626");
-    env.put("METRICS_BASE", "19095");
+    env.put("ARTERY_BASE", "29520"); // fixed ports below the ephemeral range (32768+): no outgoing connection holds them
+    env.put("MANAGEMENT_BASE", "27626");
+    env.put("METRICS_BASE", "28095");
     env.put("SIM_LATENCY_MS", "3000");
     env.put("LOG_LEVEL", "WARN");
     env.put("ADMIN_TOKEN", ADMIN_TOKEN);
@@ -175,6 +175,8 @@ class LocalClusterFailoverIT {
 
       assertUsageCountedOnce(apiPort, keyId, TASKS, promptTokens, completionTokens);
       streamedToolCallsCrossNodes(apiPort, key);
+      largePayloadsCrossNodes(apiPort, key);
+      killMidStream(env, log, dir, apiPort, key);
 
       rollingRestartUnderLoad(env, log, apiPort);
     } finally {
@@ -402,5 +404,244 @@ class LocalClusterFailoverIT {
                 throw new java.io.UncheckedIOException(e);
               }
             });
+  }
+
+  /**
+   * Bodies far over Artery's 256 KiB frame between the api-node and a worker process: a 1.5 MB
+   * prompt in, and 2,000 embeddings of 1,536 floats (tens of MB) out.
+   */
+  private void largePayloadsCrossNodes(int apiPort, String key) throws Exception {
+    String prompt = "word ".repeat(300_000).trim();
+    long start = System.nanoTime();
+    HttpResponse<String> chat =
+        send(apiPort, "/v1/chat/completions", key,
+            "{\"model\":\"sim-small\",\"max_tokens\":16,\"messages\":[{\"role\":\"user\",\"content\":\"" + prompt + "\"}]}");
+    assertEquals(200, chat.statusCode(), chat.body().length() > 2000 ? chat.body().substring(0, 2000) : chat.body());
+    long chatMillis = (System.nanoTime() - start) / 1_000_000;
+    assertTrue(
+        JSON.readTree(chat.body()).at("/usage/prompt_tokens").asLong() >= 300_000,
+        "the whole prompt reached the runner: " + JSON.readTree(chat.body()).path("usage"));
+
+    StringBuilder inputs = new StringBuilder();
+    for (int i = 0; i < 2000; i++) {
+      inputs.append(i == 0 ? "" : ",").append("\"text number ").append(i).append('"');
+    }
+    start = System.nanoTime();
+    HttpResponse<String> embeddings =
+        send(apiPort, "/v1/embeddings", key,
+            "{\"model\":\"sim-small\",\"dimensions\":1536,\"input\":[" + inputs + "]}");
+    long embeddingsMillis = (System.nanoTime() - start) / 1_000_000;
+    assertEquals(200, embeddings.statusCode(), embeddings.body().length() > 2000 ? embeddings.body().substring(0, 2000) : embeddings.body());
+    JsonNode data = JSON.readTree(embeddings.body()).path("data");
+    assertEquals(2000, data.size());
+    for (int i = 0; i < 2000; i++) {
+      assertEquals(i, data.get(i).path("index").asInt());
+      assertEquals(1536, data.get(i).path("embedding").size());
+    }
+    System.out.printf(
+        "across processes: a %d KB prompt answered in %d ms; %d embeddings of 1536 floats (%d KB of JSON) in %d ms%n",
+        prompt.length() / 1024, chatMillis, data.size(), embeddings.body().length() / 1024, embeddingsMillis);
+  }
+
+  /**
+   * kill -9 of the worker serving an open stream. After its first delta: the stream ends with an
+   * error event (no second answer glued to the first) and the task is not run again. Before it:
+   * the stream goes on transparently from another worker and the client gets one whole answer.
+   */
+  private void killMidStream(Map<String, String> env, Path log, Path dir, int apiPort, String key) throws Exception {
+    // one worker serves (it hosts every task); the others stand by, stopped
+    stop(dir, "worker-3");
+    String prompt = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen";
+    String expected = "Simulated reply to: " + prompt;
+
+    // after output: the client has part of the answer when its worker dies
+    simFaults(env, "{\"tokensPerSecond\":2}");
+    // idempotency keys of their own: the journal outlives a run of this test
+    String run = java.util.UUID.randomUUID().toString();
+    Streamed partial = Streamed.open(http, apiPort, key, "kill-after-output-" + run, prompt);
+    partial.awaitContent();
+    String partialId = "chatcmpl-" + sha256Hex("failover:kill-after-output-" + run).substring(0, 32);
+    long killed = kill9(dir, "worker-2");
+    partial.awaitEnd();
+    long detected = (System.nanoTime() - killed) / 1_000_000;
+    assertTrue(partial.events().get(partial.events().size() - 1).contains("\"error\""), partial.raw());
+    assertTrue(!partial.raw().contains("[DONE]"), partial.raw());
+    assertTrue(expected.startsWith(partial.content()) && partial.content().length() < expected.length(),
+        "a part of one answer, nothing twice: '" + partial.content() + "'");
+    script(env, "restart worker-1", log); // the task resumes there, and must not run again
+    JsonNode ended = awaitTerminal(apiPort, partialId);
+    assertEquals("failed", ended.path("status").asText(), ended.toString());
+    assertEquals(1, ended.path("attempts").asInt(), "not run again after its output started: " + ended);
+    assertTrue(ended.at("/error/message").asText().contains("partial output"), ended.toString());
+
+    // before output: the worker dies while the runner thinks about the first token
+    simFaults(env, "{\"timeToFirstTokenMs\":6000,\"tokensPerSecond\":40}");
+    Streamed whole = Streamed.open(http, apiPort, key, "kill-before-output-" + run, prompt);
+    String wholeId = "chatcmpl-" + sha256Hex("failover:kill-before-output-" + run).substring(0, 32);
+    awaitSimInFlight(env);
+    kill9(dir, "worker-1"); // the only worker
+    script(env, "restart worker-3", log);
+    whole.awaitEnd();
+    assertTrue(whole.raw().trim().endsWith("data: [DONE]"), whole.raw());
+    assertEquals(expected, whole.content(), "one whole answer, from the attempt on another worker");
+    JsonNode resumed = awaitTerminal(apiPort, wholeId);
+    assertEquals("succeeded", resumed.path("status").asText(), resumed.toString());
+    // resumed elsewhere: a new attempt (more if the shard moved again while the new worker joined)
+    assertTrue(resumed.path("attempts").asInt() >= 2, resumed.toString());
+    simFaults(env, "{}");
+    System.out.printf(
+        "kill -9 mid-stream: after output the client got an error event %d ms after the kill, the task failed without a new attempt; before output the stream went on from another worker (%d attempts, one answer)%n",
+        detected, resumed.path("attempts").asInt());
+  }
+
+  private HttpResponse<String> send(int port, String path, String key, String body) throws Exception {
+    return http.send(
+        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+            .timeout(Duration.ofSeconds(120))
+            .header("Content-Type", "application/json")
+            .header("Authorization", "Bearer " + key)
+            .POST(HttpRequest.BodyPublishers.ofString(body))
+            .build(),
+        HttpResponse.BodyHandlers.ofString());
+  }
+
+  private void simFaults(Map<String, String> env, String faults) throws Exception {
+    HttpResponse<String> r =
+        http.send(
+            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + env.get("SIM_PORT") + "/sim/faults"))
+                .header("Content-Type", "application/json")
+                .PUT(HttpRequest.BodyPublishers.ofString(faults))
+                .build(),
+            HttpResponse.BodyHandlers.ofString());
+    assertEquals(200, r.statusCode(), r.body());
+  }
+
+  /** Waits until the simulator holds a call open (the attempt reached the runner). */
+  private void awaitSimInFlight(Map<String, String> env) throws Exception {
+    HttpRequest stats = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + env.get("SIM_PORT") + "/sim/stats")).GET().build();
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (JSON.readTree(http.send(stats, HttpResponse.BodyHandlers.ofString()).body()).path("inFlight").asInt() < 1) {
+      assertTrue(System.nanoTime() < deadline, "the call never reached the simulator");
+      java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(50));
+    }
+  }
+
+  /** SIGTERM to a node (a graceful leave), and wait until its process is gone. */
+  private static void stop(Path dir, String node) throws Exception {
+    long pid = Long.parseLong(Files.readString(dir.resolve("pids/" + node + ".pid")).trim());
+    java.util.Optional<ProcessHandle> process = ProcessHandle.of(pid);
+    assertEquals(0, new ProcessBuilder("kill", "-TERM", String.valueOf(pid)).start().waitFor());
+    if (process.isPresent()) {
+      process.get().onExit().get(60, TimeUnit.SECONDS);
+    }
+  }
+
+  private JsonNode awaitTerminal(int apiPort, String taskId) throws Exception {
+    HttpRequest get =
+        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + apiPort + "/admin/tasks/" + taskId))
+            .header("Authorization", "Bearer " + ADMIN_TOKEN)
+            .timeout(Duration.ofSeconds(30))
+            .GET()
+            .build();
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+    while (true) {
+      HttpResponse<String> r = http.send(get, HttpResponse.BodyHandlers.ofString());
+      if (r.statusCode() == 200) {
+        JsonNode task = JSON.readTree(r.body());
+        String status = task.path("status").asText();
+        if (status.equals("succeeded") || status.equals("failed") || status.equals("cancelled")) {
+          return task;
+        }
+      }
+      assertTrue(System.nanoTime() < deadline, taskId + " did not end: " + r.body());
+      java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(200));
+    }
+  }
+
+  /** kill -9 of a node by its pid file; when it was done (nanoTime). */
+  private static long kill9(Path dir, String node) throws Exception {
+    long pid = Long.parseLong(Files.readString(dir.resolve("pids/" + node + ".pid")).trim());
+    long at = System.nanoTime();
+    assertEquals(0, new ProcessBuilder("kill", "-9", String.valueOf(pid)).start().waitFor());
+    return at;
+  }
+
+  private static String sha256Hex(String s) throws Exception {
+    byte[] d = java.security.MessageDigest.getInstance("SHA-256").digest(s.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    StringBuilder hex = new StringBuilder();
+    for (byte b : d) {
+      hex.append(String.format("%02x", b));
+    }
+    return hex.toString();
+  }
+
+  /** A streamed chat read line by line as it arrives. */
+  private static final class Streamed {
+    private final java.util.concurrent.LinkedBlockingQueue<String> lines = new java.util.concurrent.LinkedBlockingQueue<>();
+    private final java.util.concurrent.CompletableFuture<Void> ended = new java.util.concurrent.CompletableFuture<>();
+    private final StringBuilder raw = new StringBuilder();
+    private final java.util.List<String> events = new java.util.ArrayList<>();
+    private final StringBuilder content = new StringBuilder();
+
+    static Streamed open(HttpClient http, int port, String key, String idempotencyKey, String prompt) {
+      Streamed s = new Streamed();
+      HttpRequest request =
+          HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/v1/chat/completions"))
+              .timeout(Duration.ofSeconds(180))
+              .header("Content-Type", "application/json")
+              .header("Authorization", "Bearer " + key)
+              .header("Idempotency-Key", idempotencyKey)
+              .POST(
+                  HttpRequest.BodyPublishers.ofString(
+                      "{\"model\":\"sim-small\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\""
+                          + prompt + "\"}]}"))
+              .build();
+      http.sendAsync(request, HttpResponse.BodyHandlers.ofLines())
+          .thenAccept(r -> r.body().forEach(s.lines::add))
+          .whenComplete((v, e) -> s.ended.complete(null));
+      return s;
+    }
+
+    /** Waits for the first piece of text. */
+    void awaitContent() throws Exception {
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      while (content.length() == 0) {
+        String line = lines.poll(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+        assertTrue(line != null, "no content arrived: " + raw);
+        take(line);
+      }
+    }
+
+    void awaitEnd() throws Exception {
+      ended.get(180, TimeUnit.SECONDS);
+      for (String line; (line = lines.poll()) != null; ) {
+        take(line);
+      }
+    }
+
+    private void take(String line) throws Exception {
+      raw.append(line).append('\n');
+      if (!line.startsWith("data: ")) {
+        return;
+      }
+      String data = line.substring(6);
+      events.add(data);
+      if (data.startsWith("{")) {
+        JsonNode delta = JSON.readTree(data).path("choices").path(0).path("delta");
+        content.append(delta.path("content").asText(""));
+      }
+    }
+
+    String raw() {
+      return raw.toString();
+    }
+
+    java.util.List<String> events() {
+      return events;
+    }
+
+    String content() {
+      return content.toString();
+    }
   }
 }
