@@ -375,6 +375,8 @@ public final class TaskEntity
                       "the worker holds its limit of " + active.max() + " unfinished tasks; try again shortly")));
     }
     counted = true;
+    // a blank entity passivates after a while (a look-up of an unknown id): not once it has work
+    timers.cancel(PASSIVATE_TIMER);
     return Effect()
         .persist(
             List.of(

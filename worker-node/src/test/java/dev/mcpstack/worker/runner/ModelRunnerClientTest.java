@@ -584,8 +584,9 @@ class ModelRunnerClientTest {
     primary.setDefaults(Faults.none().withFailStatus(500));
     ModelRunnerClient client =
         client(
-            build(new Up("a", primary.baseUrl() + "/v1"), u -> u.weight = 1000),
-            build(new Up("b", secondary.baseUrl() + "/v1"), u -> u.weight = 1));
+            build(new Up("a", primary.baseUrl() + "/v1"), u -> u.weight = 1),
+            // weight 0: never the first pick (1,000:1 still picked b one time in a thousand)
+            build(new Up("b", secondary.baseUrl() + "/v1"), u -> u.weight = 0));
     UpstreamFailure first = failureOf(client.start("t", chat("x", false), 1, NO_OUTPUT).result());
     assertEquals(ErrorCode.UPSTREAM_ERROR, first.error().code());
     assertFalse(first.error().message().contains("simulated"), "the runner's own text stays internal");
