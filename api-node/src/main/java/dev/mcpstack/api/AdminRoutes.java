@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mcpstack.shared.ErrorCode;
 import dev.mcpstack.shared.TaskProtocol;
+import dev.mcpstack.shared.TaskView;
 import dev.mcpstack.shared.WorkerInfoProtocol.RecentError;
 import dev.mcpstack.shared.WorkerInfoProtocol.UpstreamList;
 import dev.mcpstack.shared.WorkerInfoProtocol.UpstreamStatus;
@@ -300,31 +301,21 @@ final class AdminRoutes {
    * Any task with its owner. The result only of tasks their owner may read back too: a transient
    * task's answer went to its client alone (docs/security-data.md).
    */
-  /**
-   * Any owner's task, with where it lives: its shard and the node hosting that shard (null while
-   * the shard has no home, e.g. during a fail-over).
-   */
+  /** Any owner's task, with where it lives: its shard and the node the task answered from. */
   private Route task(String id, String requestId) {
     TaskRoutes.checkPlausible(id);
-    String shard = shardOf(id);
     return http.respond(
         tasks
             .inspect(id)
-            .thenCombine(
-                shardStats(),
-                (view, stats) -> {
+            .thenApply(
+                located -> {
+                  TaskView view = located.view();
                   ObjectNode task = http.taskJson.task(view).put("owner", view.owner());
                   if (!TaskIds.readBack(id)) {
                     task.putNull("result");
                   }
-                  task.put("shard", shard);
-                  task.put(
-                      "node",
-                      stats.entrySet().stream()
-                          .filter(region -> region.getValue().getStats().containsKey(shard))
-                          .map(region -> region.getKey().toString())
-                          .findFirst()
-                          .orElse(null));
+                  task.put("shard", shardOf(id));
+                  task.put("node", located.node());
                   return http.json(StatusCodes.OK, task);
                 }),
         requestId);

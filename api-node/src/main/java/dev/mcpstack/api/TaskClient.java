@@ -99,9 +99,14 @@ final class TaskClient {
     return ask(id, replyTo -> new TaskProtocol.Get(owner, replyTo));
   }
 
-  /** The task whoever owns it (operators only: the admin API). */
-  CompletionStage<TaskView> inspect(String id) {
-    return ask(id, TaskProtocol.Inspect::new);
+  /** A task and the cluster node hosting it. */
+  record Located(TaskView view, String node) {}
+
+  /** The task whoever owns it, and where it lives (operators only: the admin API). */
+  CompletionStage<Located> inspect(String id) {
+    return attempt(id, TaskProtocol.Inspect::new, settings.submitRetries())
+        .thenApply(TaskClient::okOf)
+        .thenCompose(ok -> viewOf(ok).thenApply(view -> new Located(view, ok.node())));
   }
 
   CompletionStage<TaskView> cancel(String id, String owner) {

@@ -138,6 +138,14 @@ class AdminApiTest {
         () -> assertEquals(
             org.apache.pekko.cluster.Cluster.get(api.node).selfMember().address().toString(),
             json(api.get("/admin/tasks/" + id, AUTH)).path("node").asText()));
+    // also from an api-only node, which hosts no shard and asks the cluster where it is
+    try (ApiFixture front = api.joinApiNode("mcp.api.admin-token = \"" + TOKEN + "\"")) {
+      front.eventually(
+          java.time.Duration.ofSeconds(15),
+          () -> assertEquals(
+              org.apache.pekko.cluster.Cluster.get(api.node).selfMember().address().toString(),
+              json(front.get("/admin/tasks/" + id, AUTH)).path("node").asText()));
+    }
 
     assertError(api.get("/admin/tasks/task-unknown123", AUTH), 404, "not_found_error");
     assertError(api.get("/admin/tasks/not%20an%20id", AUTH), 404, "not_found_error");

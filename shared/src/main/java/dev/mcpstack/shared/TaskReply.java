@@ -16,16 +16,22 @@ public sealed interface TaskReply extends CborSerializable {
    * {@code created}: this command created the task (a Submit that was not a repeat). {@code
    * updates}: the task's updates, for a Submit with follow and for Follow, else null. {@code
    * resultChunks}: the result's body when too big to travel inline ({@link LargeJson}); the view's
-   * result body is then a JSON null.
+   * result body is then a JSON null. {@code node}: the cluster address of the node hosting the
+   * task, in answers to {@link TaskProtocol.Inspect} (for operators), else null.
    */
-  record Ok(TaskView view, boolean created, SourceRef<TaskUpdate> updates, SourceRef<ByteString> resultChunks)
+  record Ok(
+      TaskView view,
+      boolean created,
+      SourceRef<TaskUpdate> updates,
+      SourceRef<ByteString> resultChunks,
+      String node)
       implements TaskReply {
     public Ok(TaskView view) {
-      this(view, false, null, null);
+      this(view, false, null, null, null);
     }
 
     public Ok(TaskView view, boolean created) {
-      this(view, created, null, null);
+      this(view, created, null, null, null);
     }
   }
 

@@ -328,7 +328,7 @@ public final class TaskEntity
         .onCommand(Submit.class, (s, c) -> c.requestChunks() != null ? readRequest(c) : onSubmitExisting(s, c))
         .onCommand(RequestRead.class, this::onRequestRead)
         .onCommand(Get.class, this::onGet)
-        .onCommand(Inspect.class, (s, c) -> Effect().reply(c.replyTo(), ok(s, false, null)))
+        .onCommand(Inspect.class, this::onInspect)
         .onCommand(Subscribe.class, this::onSubscribe)
         .onCommand(Follow.class, this::onFollow)
         .onCommand(Cancel.class, this::onCancel)
@@ -346,7 +346,7 @@ public final class TaskEntity
         .onCommand(Submit.class, (s, c) -> c.requestChunks() != null ? readRequest(c) : onSubmitExisting(s, c))
         .onCommand(RequestRead.class, this::onRequestRead)
         .onCommand(Get.class, this::onGet)
-        .onCommand(Inspect.class, (s, c) -> Effect().reply(c.replyTo(), ok(s, false, null)))
+        .onCommand(Inspect.class, this::onInspect)
         .onCommand(Subscribe.class, this::onSubscribe)
         .onCommand(Follow.class, this::onFollow)
         .onCommand(Cancel.class, (s, c) -> answer(s, c.owner(), c.replyTo()))
@@ -459,6 +459,14 @@ public final class TaskEntity
     return Effect().reply(cmd.replyTo(), ok(state, false, null));
   }
 
+  /** For operators: the task whoever owns it, and the node it lives on. */
+  private ReplyEffect<Event, TaskState> onInspect(TaskState state, Inspect cmd) {
+    TaskReply.Ok ok = ok(state, false, null);
+    String node = org.apache.pekko.cluster.typed.Cluster.get(ctx.getSystem()).selfMember().address().toString();
+    return Effect()
+        .reply(cmd.replyTo(), new TaskReply.Ok(ok.view(), false, null, ok.resultChunks(), node));
+  }
+
   private ReplyEffect<Event, TaskState> onFollow(TaskState state, Follow cmd) {
     if (!state.ownedBy(cmd.owner())) {
       return unknownTask(cmd.replyTo());
@@ -499,7 +507,7 @@ public final class TaskEntity
     TaskView view = state.toView();
     SourceRef<ByteString> chunks = view.result() == null ? null : LargeJson.chunksIfLarge(view.result().body(), mat);
     return new TaskReply.Ok(
-        chunks == null ? view : view.withResultBody(NullNode.getInstance()), created, followed, chunks);
+        chunks == null ? view : view.withResultBody(NullNode.getInstance()), created, followed, chunks, null);
   }
 
   private ReplyEffect<Event, TaskState> onCancel(TaskState state, Cancel cmd) {
