@@ -462,7 +462,7 @@ public final class TaskEntity
   /** For operators: the task whoever owns it, and the node it lives on. */
   private ReplyEffect<Event, TaskState> onInspect(TaskState state, Inspect cmd) {
     TaskReply.Ok ok = ok(state, false, null);
-    String node = org.apache.pekko.cluster.typed.Cluster.get(ctx.getSystem()).selfMember().address().toString();
+    String node = ctx.getSystem().address().toString(); // the cluster address on a cluster node
     return Effect()
         .reply(cmd.replyTo(), new TaskReply.Ok(ok.view(), false, null, ok.resultChunks(), node));
   }
