@@ -170,7 +170,8 @@ class RetentionCleanerTest {
     task.tell(
         new TaskProtocol.Submit(
             new TaskSpec(TaskKind.CHAT, "m", request), "alice", null, null, null, retention, false, null, null, reply.ref()));
-    assertEquals(TaskStatus.RUNNING, ((TaskReply.Ok) reply.receiveMessage()).view().status());
+    // the first write of a fresh journal (schema, connection pool) can take seconds on a busy machine
+    assertEquals(TaskStatus.RUNNING, ((TaskReply.Ok) reply.receiveMessage(Duration.ofSeconds(30))).view().status());
     return task;
   }
 
