@@ -24,21 +24,26 @@ import org.apache.pekko.japi.Pair;
 import org.apache.pekko.stream.KillSwitches;
 import org.apache.pekko.stream.Materializer;
 import org.apache.pekko.stream.UniqueKillSwitch;
-import org.apache.pekko.stream.javadsl.Framing;
-import org.apache.pekko.stream.javadsl.FramingTruncation;
+import org.apache.pekko.NotUsed;
+import org.apache.pekko.http.javadsl.model.HttpEntity;
+import org.apache.pekko.http.javadsl.model.sse.ServerSentEvent;
+import org.apache.pekko.http.javadsl.unmarshalling.Unmarshaller;
+import org.apache.pekko.http.javadsl.unmarshalling.sse.EventStreamUnmarshalling;
 import org.apache.pekko.stream.javadsl.Keep;
+import org.apache.pekko.stream.javadsl.Source;
 import org.apache.pekko.stream.javadsl.Sink;
-import org.apache.pekko.util.ByteString;
 
 /** HTTP calls to one upstream: JSON in and out, and chat completions streamed as server-sent events. */
 final class ChatCalls {
-  private static final int MAX_SSE_LINE = 1 << 20;
-  private static final ByteString NEWLINE = ByteString.fromString("\n");
-
+  private final ActorSystem<?> system;
   private final Materializer mat;
+  /** pekko-http's SSE parser; line and event limits from {@code pekko.http.sse} (worker reference.conf). */
+  private final Unmarshaller<HttpEntity, Source<ServerSentEvent, NotUsed>> events;
 
   ChatCalls(ActorSystem<?> system) {
+    this.system = system;
     this.mat = Materializer.matFromSystem(system);
+    this.events = EventStreamUnmarshalling.fromEventsStream(system.classicSystem());
   }
 
   /** A runner's JSON answer and the upstream that gave it. */
@@ -136,21 +141,44 @@ final class ChatCalls {
                       return readJson(u, response).thenApply(ignored -> (TaskResult) null);
                     }
                     StreamAccumulator acc = new StreamAccumulator(u.name(), model, start);
-                    Pair<UniqueKillSwitch, CompletionStage<Done>> running =
-                        response
-                            .entity()
-                            .getDataBytes()
-                            .viaMat(KillSwitches.single(), Keep.right())
-                            .via(Framing.delimiter(NEWLINE, MAX_SSE_LINE, FramingTruncation.ALLOW))
-                            .initialTimeout(u.settings().firstTokenTimeout())
-                            .idleTimeout(u.settings().idleTimeout())
-                            .completionTimeout(u.settings().requestTimeout())
-                            .mapConcat(line -> acc.line(line.utf8String()))
-                            .mapAsync(1, output::emit)
-                            .toMat(Sink.ignore(), Keep.both())
-                            .run(mat);
-                    handle.attach(running.first());
-                    return running
+                    return events
+                        .unmarshal(response.entity(), system)
+                        .toCompletableFuture()
+                        .exceptionallyCompose(
+                            e -> {
+                              response.discardEntityBytes(system);
+                              return CompletableFuture.failedFuture(
+                                  UpstreamFailure.broken(
+                                      u.name(),
+                                      "answered a stream request with " + response.entity().getContentType()
+                                          + ", not text/event-stream"));
+                            })
+                        .thenCompose(stream -> relay(u, model, start, stream, acc, output, handle));
+                  });
+        });
+  }
+
+  /** Reads the runner's events into {@code acc}, relaying each chunk worth relaying to {@code output}. */
+  private CompletionStage<TaskResult> relay(
+      Upstream u,
+      String model,
+      long start,
+      Source<ServerSentEvent, NotUsed> stream,
+      StreamAccumulator acc,
+      Output output,
+      StreamHandle handle) {
+    Pair<UniqueKillSwitch, CompletionStage<Done>> running =
+        stream
+            .viaMat(KillSwitches.single(), Keep.right())
+            .initialTimeout(u.settings().firstTokenTimeout())
+            .idleTimeout(u.settings().idleTimeout())
+            .completionTimeout(u.settings().requestTimeout())
+            .mapConcat(event -> acc.data(event.getData()))
+            .mapAsync(1, output::emit)
+            .toMat(Sink.ignore(), Keep.both())
+            .run(mat);
+    handle.attach(running.first());
+    return running
                         .second()
                         .toCompletableFuture()
                         .exceptionallyCompose(e -> CompletableFuture.failedFuture(midResponse(u, e)))
@@ -164,8 +192,6 @@ final class ChatCalls {
                                   u.name(), model, ModelRunnerClient.elapsedSince(start));
                               return CompletableFuture.completedFuture(acc.result());
                             });
-                  });
-        });
   }
 
   /** What went wrong while a response was being read. */
@@ -218,13 +244,9 @@ final class ChatCalls {
       return done;
     }
 
-    /** Takes one line of the stream; answers the choices to relay: none, or the chunk's. */
-    List<JsonNode> line(String raw) {
-      String line = raw.endsWith("\r") ? raw.substring(0, raw.length() - 1) : raw;
-      if (!line.startsWith("data:")) {
-        return List.of(); // blank separators, comments, event: and id: fields
-      }
-      String data = line.substring(5).trim();
+    /** Takes one event's data; answers the choices to relay: none, or the chunk's. */
+    List<JsonNode> data(String raw) {
+      String data = raw.trim();
       if (data.equals("[DONE]")) {
         done = true;
         return List.of();

@@ -255,6 +255,53 @@ class ModelRunnerClientTest {
 
       """;
 
+  /** A runner at a loopback port that answers every request with {@code body} as {@code type}. */
+  private org.apache.pekko.http.javadsl.ServerBinding cannedRunner(
+      org.apache.pekko.http.javadsl.model.ContentType type, String body) throws Exception {
+    return await(
+        org.apache.pekko.http.javadsl.Http.get(testKit.system())
+            .newServerAt("127.0.0.1", 0)
+            .bindSync(
+                request -> {
+                  request.discardEntityBytes(testKit.system());
+                  return org.apache.pekko.http.javadsl.model.HttpResponse.create()
+                      .withEntity(org.apache.pekko.http.javadsl.model.HttpEntities.create(type, body.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+                }));
+  }
+
+  @Test
+  void aStreamAnsweredAsPlainJsonIsABrokenStreamWithItsContentType() throws Exception {
+    var runner =
+        cannedRunner(
+            org.apache.pekko.http.javadsl.model.ContentTypes.APPLICATION_JSON,
+            "{\"id\":\"x\",\"object\":\"chat.completion\",\"choices\":[]}");
+    try {
+      String url = "http://127.0.0.1:" + runner.localAddress().getPort() + "/v1";
+      UpstreamFailure failure = failureOf(client(upstream("json", url)).start("t", chat("x", true), 1, NO_OUTPUT).result());
+      assertEquals(ErrorCode.UPSTREAM_ERROR, failure.error().code());
+      assertTrue(failure.detail().contains("application/json"), failure.detail());
+    } finally {
+      runner.unbind();
+    }
+  }
+
+  @Test
+  void aChunkOfHalfAMegabyteOnOneLineIsRead() throws Exception {
+    String big = "x".repeat(500_000);
+    var runner =
+        cannedRunner(
+            org.apache.pekko.http.javadsl.model.MediaTypes.TEXT_EVENT_STREAM.toContentType(),
+            "data: {\"id\":\"b\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" + big
+                + "\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+    try {
+      String url = "http://127.0.0.1:" + runner.localAddress().getPort() + "/v1";
+      TaskResult result = await(client(upstream("big", url)).start("t", chat("x", true), 1, NO_OUTPUT).result());
+      assertEquals(big, result.body().at("/choices/0/message/content").asText());
+    } finally {
+      runner.unbind();
+    }
+  }
+
   @Test
   void everythingARunnerStreamsIsRelayedAndAccumulated() throws Exception {
     org.apache.pekko.http.javadsl.ServerBinding runner =
