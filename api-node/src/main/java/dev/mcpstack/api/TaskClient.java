@@ -61,7 +61,7 @@ final class TaskClient {
    * of band ({@link LargeJson}), read anew for every retry of the ask.
    */
   CompletionStage<TaskReply.Ok> submitReply(
-      String id, TaskSpec spec, Caller caller, String holdId, Instant deadline, boolean follow) {
+      String id, TaskSpec spec, Caller caller, String holdId, Instant deadline, boolean follow, boolean background) {
     return attempt(
             id,
             replyTo -> {
@@ -70,7 +70,7 @@ final class TaskClient {
                   requestChunks == null ? spec : new TaskSpec(spec.kind(), spec.model(), NullNode.getInstance());
               return new TaskProtocol.Submit(
                   sent, caller.tenant(), caller.account(), holdId, deadline, TaskIds.retention(id), follow,
-                  requestChunks, null, replyTo);
+                  requestChunks, null, replyTo, background);
             },
             settings.submitRetries())
         .whenComplete(
@@ -91,8 +91,13 @@ final class TaskClient {
         .thenApply(TaskClient::okOf);
   }
 
-  CompletionStage<TaskView> submit(String id, TaskSpec spec, Caller caller, String holdId, Instant deadline) {
-    return submitReply(id, spec, caller, holdId, deadline, false).thenCompose(this::viewOf);
+  /**
+   * Submits a task without following it. {@code background}: an async task of {@code POST
+   * /v1/tasks}, which waits for a free runner without spending its attempts (TaskProtocol.Submit).
+   */
+  CompletionStage<TaskView> submit(
+      String id, TaskSpec spec, Caller caller, String holdId, Instant deadline, boolean background) {
+    return submitReply(id, spec, caller, holdId, deadline, false, background).thenCompose(this::viewOf);
   }
 
   CompletionStage<TaskView> get(String id, String owner) {
@@ -122,7 +127,7 @@ final class TaskClient {
     return follow(
         id,
         caller.tenant(),
-        () -> submitReply(id, spec, caller, holdId, deadline, true),
+        () -> submitReply(id, spec, caller, holdId, deadline, true, false),
         Duration.between(Instant.now(), deadline).plus(settings.waitGrace()));
   }
 

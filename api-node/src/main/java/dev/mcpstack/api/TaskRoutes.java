@@ -116,7 +116,7 @@ final class TaskRoutes {
             .thenCompose(
                 admitted ->
                     tasks
-                        .submit(id, spec, caller, admitted.holdId(), deadline)
+                        .submit(id, spec, caller, admitted.holdId(), deadline, true)
                         .thenApply(
                             view ->
                                 admitted.decorate(

@@ -30,7 +30,10 @@ public interface TaskProtocol {
    * version) means {@link TaskRetention#STANDARD}. {@code requestChunks}, when not null, carries
    * the request body out of band ({@link LargeJson}): {@code spec.request()} is then a JSON null.
    * {@code subscriber} is how nodes of the previous version follow a task (updates told one by
-   * one, without backpressure); null from this version on.
+   * one, without backpressure); null from this version on. {@code background}: an async task of
+   * {@code POST /v1/tasks}, a backlog item nobody waits for on a connection: while no runner has
+   * room for it, it waits for one without spending its attempts. False for synchronous and
+   * streamed calls, and from senders of an older version (the field is then missing).
    */
   record Submit(
       TaskSpec spec,
@@ -42,10 +45,26 @@ public interface TaskProtocol {
       boolean follow,
       SourceRef<ByteString> requestChunks,
       ActorRef<TaskUpdate> subscriber,
-      ActorRef<TaskReply> replyTo)
+      ActorRef<TaskReply> replyTo,
+      boolean background)
       implements Command {
     public Submit {
       retention = retention == null ? TaskRetention.STANDARD : retention;
+    }
+
+    /** A submit that is not {@code background} (a call someone waits for). */
+    public Submit(
+        TaskSpec spec,
+        String owner,
+        String keyId,
+        String holdId,
+        Instant deadline,
+        TaskRetention retention,
+        boolean follow,
+        SourceRef<ByteString> requestChunks,
+        ActorRef<TaskUpdate> subscriber,
+        ActorRef<TaskReply> replyTo) {
+      this(spec, owner, keyId, holdId, deadline, retention, follow, requestChunks, subscriber, replyTo, false);
     }
 
     /** An anonymous caller's submit, kept for good, with the request inline. */
@@ -57,7 +76,7 @@ public interface TaskProtocol {
     public Submit withRequest(com.fasterxml.jackson.databind.JsonNode request) {
       return new Submit(
           new TaskSpec(spec.kind(), spec.model(), request),
-          owner, keyId, holdId, deadline, retention, follow, null, subscriber, replyTo);
+          owner, keyId, holdId, deadline, retention, follow, null, subscriber, replyTo, background);
     }
   }
 

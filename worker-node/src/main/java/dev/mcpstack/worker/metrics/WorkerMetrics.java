@@ -26,6 +26,10 @@ public final class WorkerMetrics {
       Kamon.counter("mcp.task.attempts", "Attempts started, by task kind");
   private static final Metric.Counter RETRIES =
       Kamon.counter("mcp.task.retries", "Retries scheduled, by task kind and the error that caused them");
+  private static final Metric.Counter DEFERRALS =
+      Kamon.counter(
+          "mcp.task.deferrals",
+          "Background tasks that found no runner with room and wait to try the same attempt again, by kind");
   private static final Metric.Histogram UPSTREAM_LATENCY =
       Kamon.histogram(
           "mcp.upstream.latency",
@@ -75,6 +79,10 @@ public final class WorkerMetrics {
 
   public static void attemptStarted(TaskKind kind) {
     ATTEMPTS.withTag("kind", kind.wireName()).increment();
+  }
+
+  public static void attemptDeferred(TaskKind kind) {
+    DEFERRALS.withTag("kind", kind.wireName()).increment();
   }
 
   public static void retryScheduled(TaskKind kind, ErrorCode reason) {

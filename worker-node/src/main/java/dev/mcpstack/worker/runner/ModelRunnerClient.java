@@ -138,11 +138,15 @@ public final class ModelRunnerClient implements AttemptRunner {
     if (candidates.isEmpty()) {
       return CompletableFuture.failedFuture(UpstreamFailure.noUpstream(model));
     }
-    return tryFrom(candidates, 0, call);
+    return tryFrom(candidates, 0, call, true);
   }
 
+  /**
+   * @param allFull whether every candidate before {@code index} failed only because its queue was
+   *     full: the final failure is deferred (not an attempt for a background task) only if all were
+   */
   private <T> CompletionStage<T> tryFrom(
-      List<Upstream> candidates, int index, Function<Upstream, CompletionStage<T>> call) {
+      List<Upstream> candidates, int index, Function<Upstream, CompletionStage<T>> call, boolean allFull) {
     Upstream upstream = candidates.get(index);
     CompletionStage<T> outcome;
     try {
@@ -158,9 +162,11 @@ public final class ModelRunnerClient implements AttemptRunner {
               if (cause instanceof UpstreamFailure f) {
                 WorkerMetrics.upstreamError(upstream.name(), f.error().code());
                 upstream.recordError(f);
+                boolean full = allFull && f.deferred();
                 if (f.notSent() && index + 1 < candidates.size()) {
-                  return tryFrom(candidates, index + 1, call);
+                  return tryFrom(candidates, index + 1, call, full);
                 }
+                return CompletableFuture.failedFuture(full ? f : f.notDeferred());
               }
               return CompletableFuture.failedFuture(cause);
             });

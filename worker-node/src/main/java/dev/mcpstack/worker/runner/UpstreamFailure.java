@@ -39,7 +39,18 @@ public final class UpstreamFailure extends AttemptFailure {
       boolean countsAgainstBreaker,
       boolean notSent,
       String detail) {
-    super(error, retryable, retryAfter);
+    this(error, retryable, retryAfter, countsAgainstBreaker, notSent, detail, false);
+  }
+
+  private UpstreamFailure(
+      TaskError error,
+      boolean retryable,
+      Duration retryAfter,
+      boolean countsAgainstBreaker,
+      boolean notSent,
+      String detail,
+      boolean deferred) {
+    super(error, retryable, retryAfter, deferred);
     this.countsAgainstBreaker = countsAgainstBreaker;
     this.notSent = notSent;
     this.detail = detail;
@@ -83,6 +94,11 @@ public final class UpstreamFailure extends AttemptFailure {
         true);
   }
 
+  /**
+   * The runner's queue is full: the request was never sent. Deferred ({@link #deferred()}): when
+   * every candidate upstream said so, a background task waits for room without spending an attempt
+   * (ModelRunnerClient.route clears the mark when another candidate failed otherwise).
+   */
   static UpstreamFailure queueFull(String upstream) {
     return new UpstreamFailure(
         TaskError.of(
@@ -90,7 +106,16 @@ public final class UpstreamFailure extends AttemptFailure {
         true,
         Duration.ofSeconds(1),
         false,
+        true,
+        null,
         true);
+  }
+
+  /** The same failure counted as a real attempt (not {@link #deferred()}). */
+  UpstreamFailure notDeferred() {
+    return deferred()
+        ? new UpstreamFailure(error(), retryable(), retryAfter(), countsAgainstBreaker, notSent, detail, false)
+        : this;
   }
 
   static UpstreamFailure timeout(String upstream, String what, Duration after) {

@@ -86,8 +86,13 @@ public final class TaskEntity
 
   record AttemptSucceeded(int attempt, TaskResult result) implements Command {}
 
-  record AttemptErrored(int attempt, TaskError error, boolean retryable, Duration retryAfter)
+  /** {@code deferred}: the request never reached a runner, none had room (AttemptFailure). */
+  record AttemptErrored(
+      int attempt, TaskError error, boolean retryable, Duration retryAfter, boolean deferred)
       implements Command {}
+
+  /** A background task's attempt that found no runner with room: try the same attempt again. */
+  record RunDeferred(int attempt) implements Command {}
 
   record StartAttempt(int attempt) implements Command {}
 
@@ -130,6 +135,8 @@ public final class TaskEntity
    * {@code keyId}: the usage account of the API key it was submitted with, null for anonymous
    * callers; {@code holdId}: the key limiter's hold to free when the task ends, null if none. {@code
    * retention}: null in events written before it existed, read as {@link TaskRetention#STANDARD}.
+   * {@code background}: an async task (TaskProtocol.Submit); false in events written before it
+   * existed.
    */
   public record TaskSubmitted(
       TaskSpec spec,
@@ -138,10 +145,23 @@ public final class TaskEntity
       String holdId,
       Instant deadline,
       Instant at,
-      TaskRetention retention)
+      TaskRetention retention,
+      boolean background)
       implements Event {
     public TaskSubmitted {
       retention = retention == null ? TaskRetention.STANDARD : retention;
+    }
+
+    /** A submission that is not {@code background}. */
+    public TaskSubmitted(
+        TaskSpec spec,
+        String owner,
+        String keyId,
+        String holdId,
+        Instant deadline,
+        Instant at,
+        TaskRetention retention) {
+      this(spec, owner, keyId, holdId, deadline, at, retention, false);
     }
   }
 
@@ -253,6 +273,11 @@ public final class TaskEntity
   /** Followers of the previous version's nodes, told each update (they never leave). */
   private final Set<ActorRef<TaskUpdate>> legacySubscribers = new LinkedHashSet<>();
   private AttemptRunner.Attempt inFlight;
+  /**
+   * A background task's waits in a row for a runner with room (none persisted: 10,000 waiting
+   * tasks must not flood the journal); 0 while it is not waiting.
+   */
+  private int deferrals;
   // whether this task holds one of the worker's places for unfinished tasks
   private final ActiveTasks active;
   private boolean counted;
@@ -338,6 +363,7 @@ public final class TaskEntity
         .onCommand(AttemptSucceeded.class, this::onAttemptSucceeded)
         .onCommand(AttemptErrored.class, this::onAttemptErrored)
         .onCommand(StartAttempt.class, this::onStartAttempt)
+        .onCommand(RunDeferred.class, this::onRunDeferred)
         .onCommand(DeadlineReached.class, this::onDeadline)
         .onCommand(ResumeAfterRecovery.class, this::onResume)
         .onAnyCommand(c -> Effect().noReply());
@@ -381,7 +407,8 @@ public final class TaskEntity
         .persist(
             List.of(
                 new TaskSubmitted(
-                    cmd.spec(), cmd.owner(), cmd.keyId(), cmd.holdId(), deadline, now, cmd.retention()),
+                    cmd.spec(), cmd.owner(), cmd.keyId(), cmd.holdId(), deadline, now, cmd.retention(),
+                    cmd.background()),
                 new AttemptStarted(1, now)))
         .thenRun(
             s -> {
@@ -582,6 +609,10 @@ public final class TaskEntity
     inFlight = null;
     Instant now = clock.instant();
     boolean partial = state.outputSent();
+    if (cmd.deferred() && state.background() && !partial) {
+      return defer(state, cmd, now);
+    }
+    deferrals = 0;
     if (cmd.retryable() && !partial && state.attempts() < settings.maxAttempts()) {
       Duration delay =
           settings.backoff().delayAfter(cmd.attempt(), cmd.retryAfter(), jitter.getAsDouble());
@@ -614,6 +645,31 @@ public final class TaskEntity
         .thenNoReply();
   }
 
+  /**
+   * No runner had room for a background task's attempt; it was never sent, so it is not an
+   * attempt: the same attempt runs again after a jittered wait, without an event (status stays
+   * RUNNING). A wait that would end past the deadline is not scheduled: the deadline timer fails
+   * the task then, with a timeout. A worker that stops during a wait leaves the task RUNNING in the
+   * journal; its recovery (onResume) counts that as an interrupted attempt, at most one per crash.
+   */
+  private ReplyEffect<Event, TaskState> defer(TaskState state, AttemptErrored cmd, Instant now) {
+    deferrals++;
+    WorkerMetrics.attemptDeferred(state.spec().kind());
+    Duration delay = settings.deferral().delayAfter(deferrals, cmd.retryAfter(), jitter.getAsDouble());
+    if (now.plus(delay).isBefore(state.deadline())) {
+      timers.startSingleTimer(RETRY_TIMER, new RunDeferred(cmd.attempt()), delay);
+    }
+    return Effect().noReply();
+  }
+
+  private ReplyEffect<Event, TaskState> onRunDeferred(TaskState state, RunDeferred cmd) {
+    if (!isCurrent(state, cmd.attempt()) || inFlight != null) {
+      return Effect().noReply();
+    }
+    launch(state, false);
+    return Effect().noReply();
+  }
+
   private ReplyEffect<Event, TaskState> onStartAttempt(TaskState state, StartAttempt cmd) {
     if (state.status() != TaskStatus.RETRY_SCHEDULED || cmd.attempt() != state.attempts() + 1) {
       return Effect().noReply();
@@ -629,8 +685,12 @@ public final class TaskEntity
   }
 
   private ReplyEffect<Event, TaskState> onDeadline(TaskState state, DeadlineReached cmd) {
+    boolean waiting = deferrals > 0 && inFlight == null;
     abortInFlight();
-    String last = state.error() == null ? "" : " (last error: " + state.error().message() + ")";
+    String last =
+        waiting
+            ? " while it waited for a model runner with room"
+            : state.error() == null ? "" : " (last error: " + state.error().message() + ")";
     return failNow(
         TaskError.of(
             ErrorCode.TIMEOUT,
@@ -652,7 +712,9 @@ public final class TaskEntity
           wait.isNegative() ? Duration.ZERO : wait);
       return Effect().noReply();
     }
-    // RUNNING: the attempt in flight when the node stopped never reported back.
+    // RUNNING: the attempt in flight when the node stopped never reported back (or a background
+    // task was waiting for a runner with room: such waits are not journaled, so it counts as an
+    // interrupted attempt too; at most one per crash, which is acceptable).
     if (state.outputSent()) {
       // its client has part of the answer: running it again would give a second, different one
       return failNow(
@@ -712,8 +774,16 @@ public final class TaskEntity
   }
 
   private void launch(TaskState state) {
+    deferrals = 0;
+    launch(state, true);
+  }
+
+  /** @param newAttempt false when a deferred attempt runs again (it was counted when it started) */
+  private void launch(TaskState state, boolean newAttempt) {
     int attempt = state.attempts();
-    WorkerMetrics.attemptStarted(state.spec().kind());
+    if (newAttempt) {
+      WorkerMetrics.attemptStarted(state.spec().kind());
+    }
     try {
       inFlight = runner.start(taskId, state.spec(), attempt, output(state, attempt));
     } catch (RuntimeException e) {
@@ -760,7 +830,7 @@ public final class TaskEntity
 
   private static AttemptErrored errored(int attempt, AttemptFailure failure) {
     return new AttemptErrored(
-        attempt, failure.error(), failure.retryable(), failure.retryAfter());
+        attempt, failure.error(), failure.retryable(), failure.retryAfter(), failure.deferred());
   }
 
   private void abortInFlight() {

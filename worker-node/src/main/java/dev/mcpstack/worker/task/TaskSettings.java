@@ -14,7 +14,8 @@ public record TaskSettings(
     Duration journalRestartMin,
     Duration journalRestartMax,
     int updateBuffer,
-    Duration orphanTimeout) {
+    Duration orphanTimeout,
+    Backoff deferral) {
 
   public static TaskSettings fromConfig(Config root) {
     Config c = root.getConfig("mcp.worker.tasks");
@@ -28,6 +29,7 @@ public record TaskSettings(
         c.getDuration("journal-failure-restart.min"),
         c.getDuration("journal-failure-restart.max"),
         c.getInt("follow.buffer"),
-        c.getDuration("follow.orphan-timeout"));
+        c.getDuration("follow.orphan-timeout"),
+        new Backoff(c.getDuration("deferral.min"), c.getDuration("deferral.max")));
   }
 }

@@ -19,7 +19,9 @@ import java.time.Instant;
 /**
  * A task's durable state, rebuilt from its events. Blank ({@code spec == null}) until submitted.
  * Immutable: every event yields a new state. {@code outputAttempt}: the last attempt whose output
- * reached a client (a streamed chat's first delta), 0 if none.
+ * reached a client (a streamed chat's first delta), 0 if none. {@code background}: an async task
+ * of POST /v1/tasks, which waits for a runner with room without spending attempts (false in
+ * snapshots written before it existed).
  */
 public record TaskState(
     String id,
@@ -35,11 +37,32 @@ public record TaskState(
     Instant nextAttemptAt,
     TaskResult result,
     TaskError error,
-    int outputAttempt)
+    int outputAttempt,
+    boolean background)
     implements CborSerializable {
 
+  /** A state that is not {@code background}. */
+  public TaskState(
+      String id,
+      TaskSpec spec,
+      String owner,
+      String keyId,
+      String holdId,
+      TaskStatus status,
+      int attempts,
+      Instant createdAt,
+      Instant updatedAt,
+      Instant deadline,
+      Instant nextAttemptAt,
+      TaskResult result,
+      TaskError error,
+      int outputAttempt) {
+    this(id, spec, owner, keyId, holdId, status, attempts, createdAt, updatedAt, deadline, nextAttemptAt, result,
+        error, outputAttempt, false);
+  }
+
   public static TaskState blank(String id) {
-    return new TaskState(id, null, null, null, null, null, 0, null, null, null, null, null, null, 0);
+    return new TaskState(id, null, null, null, null, null, 0, null, null, null, null, null, null, 0, false);
   }
 
   @JsonIgnore
@@ -80,44 +103,44 @@ public record TaskState(
   TaskState submitted(TaskSubmitted e) {
     return new TaskState(
         id, e.spec(), e.owner(), e.keyId(), e.holdId(), TaskStatus.QUEUED, 0, e.at(), e.at(), e.deadline(), null, null,
-        null, 0);
+        null, 0, e.background());
   }
 
   TaskState attemptStarted(AttemptStarted e) {
     return new TaskState(
         id, spec, owner, keyId, holdId, TaskStatus.RUNNING, e.attempt(), createdAt, e.at(), deadline, null, null,
-        error, outputAttempt);
+        error, outputAttempt, background);
   }
 
   TaskState attemptFailed(AttemptFailed e) {
     TaskStatus next = e.nextAttemptAt() == null ? status : TaskStatus.RETRY_SCHEDULED;
     return new TaskState(
         id, spec, owner, keyId, holdId, next, attempts, createdAt, e.at(), deadline, e.nextAttemptAt(), null,
-        e.error(), outputAttempt);
+        e.error(), outputAttempt, background);
   }
 
   TaskState succeeded(TaskSucceeded e) {
     return new TaskState(
         id, spec, owner, keyId, holdId, TaskStatus.SUCCEEDED, attempts, createdAt, e.at(), deadline, null,
-        e.result(), null, outputAttempt);
+        e.result(), null, outputAttempt, background);
   }
 
   TaskState failed(TaskFailed e) {
     return new TaskState(
         id, spec, owner, keyId, holdId, TaskStatus.FAILED, attempts, createdAt, e.at(), deadline, null, null,
-        e.error(), outputAttempt);
+        e.error(), outputAttempt, background);
   }
 
   TaskState cancelled(TaskCancelled e) {
     return new TaskState(
         id, spec, owner, keyId, holdId, TaskStatus.CANCELLED, attempts, createdAt, e.at(), deadline, null, null,
-        error, outputAttempt);
+        error, outputAttempt, background);
   }
 
   TaskState outputStarted(OutputStarted e) {
     return new TaskState(
         id, spec, owner, keyId, holdId, status, attempts, createdAt, updatedAt, deadline, nextAttemptAt, result,
-        error, e.attempt());
+        error, e.attempt(), background);
   }
 
   /** Whether the attempt running now has sent output to a client (then it must not be re-run). */

@@ -1,6 +1,7 @@
 package dev.mcpstack.worker.task;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -90,6 +91,7 @@ class SerializationTest {
         new TaskProtocol.Submit(spec, "alice", null, false, replies.ref()),
         new TaskProtocol.Submit(spec, "alice", "k1", "hold-1", t, null, false, null, null, replies.ref()),
         new TaskProtocol.Submit(spec, "alice", "k1", null, t, TaskRetention.TRANSIENT, false, null, updates.ref(), replies.ref()),
+        new TaskProtocol.Submit(spec, "alice", "k1", "hold-1", null, TaskRetention.STANDARD, false, null, null, replies.ref(), true),
         new TaskProtocol.Follow("alice", replies.ref()),
         key,
         new KeyProtocol.Create(key, keyReplies.ref()),
@@ -138,6 +140,7 @@ class SerializationTest {
         new TaskUpdate.ContentDelta("task-1", 1, "from an older node", "stop", null),
         new TaskEntity.TaskSubmitted(spec, "alice", "k1", "hold-1", t, t, TaskRetention.STANDARD),
         new TaskEntity.TaskSubmitted(spec, "alice", null, null, t, t, TaskRetention.TRANSIENT),
+        new TaskEntity.TaskSubmitted(spec, "alice", "k1", "hold-1", t, t, TaskRetention.STANDARD, true),
         new TaskEntity.AttemptStarted(1, t),
         new TaskEntity.AttemptFailed(1, error, true, t, t),
         new TaskEntity.AttemptFailed(2, error, false, null, t),
@@ -145,7 +148,9 @@ class SerializationTest {
         new TaskEntity.TaskFailed(error, t),
         new TaskEntity.TaskCancelled(t),
         new TaskEntity.AttemptSucceeded(1, result),
-        new TaskEntity.AttemptErrored(1, error, true, Duration.ofSeconds(3)),
+        new TaskEntity.AttemptErrored(1, error, true, Duration.ofSeconds(3), false),
+        new TaskEntity.AttemptErrored(1, error, true, Duration.ofSeconds(1), true),
+        new TaskEntity.RunDeferred(1),
         new TaskEntity.StartAttempt(2),
         new TaskUpdate.ContentDelta("task-1", 1, "x", null, ScriptedRunner.textChoices("x", null)),
         TaskUpdate.ContentDelta.of("task-1", 1, toolCallChoices()),
@@ -154,6 +159,7 @@ class SerializationTest {
         TaskEntity.ResumeAfterRecovery.INSTANCE,
         TaskEntity.PassivateFinished.INSTANCE,
         state,
+        new TaskState("task-1", spec, "alice", null, null, TaskStatus.RUNNING, 1, t, t, t, null, null, null, 0, true),
         TaskState.blank("task-2"),
         new WorkerInfoProtocol.ListModels(models.ref()),
         new WorkerInfoProtocol.CheckHealth(health.ref()),
@@ -217,6 +223,38 @@ class SerializationTest {
       assertEquals(TaskRetention.TRANSIENT, retentionOf(message));
       assertEquals(TaskRetention.STANDARD, retentionOf(withoutField(message, "retention")));
     }
+  }
+
+  /**
+   * Events, commands and snapshots written before {@code background} existed read as not
+   * background (a synchronous call's behaviour: a full runner queue is a failed attempt).
+   */
+  @Test
+  void aMessageWithoutBackgroundIsNotBackground() throws Exception {
+    ObjectNode request = new ObjectMapper().createObjectNode().put("model", "m");
+    TaskSpec spec = new TaskSpec(TaskKind.CHAT, "m", request);
+    Instant t = Instant.parse("2026-11-28T10:15:30Z");
+    TestProbe<TaskReply> replies = testKit.createTestProbe();
+    List<Object> messages =
+        List.of(
+            new TaskEntity.TaskSubmitted(spec, "alice", null, null, t, t, TaskRetention.STANDARD, true),
+            new TaskProtocol.Submit(spec, "alice", null, null, t, TaskRetention.STANDARD, false, null, null, replies.ref(), true),
+            new TaskState("task-1", spec, "alice", null, null, TaskStatus.RUNNING, 1, t, t, t, null, null, null, 0, true));
+    for (Object message : messages) {
+      assertTrue(backgroundOf(message), message.toString());
+      Object old = withoutField(message, "background");
+      assertFalse(backgroundOf(old), old.toString());
+    }
+  }
+
+  private static boolean backgroundOf(Object message) {
+    if (message instanceof TaskEntity.TaskSubmitted submitted) {
+      return submitted.background();
+    }
+    if (message instanceof TaskState state) {
+      return state.background();
+    }
+    return ((TaskProtocol.Submit) message).background();
   }
 
   private static TaskRetention retentionOf(Object message) {

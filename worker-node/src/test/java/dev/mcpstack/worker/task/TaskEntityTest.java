@@ -57,7 +57,8 @@ class TaskEntityTest {
           Duration.ofMillis(100),
           Duration.ofSeconds(1),
           32,
-          Duration.ofSeconds(30));
+          Duration.ofSeconds(30),
+          new Backoff(Duration.ofSeconds(1), Duration.ofSeconds(8)));
 
   private final ActorTestKit testKit =
       ActorTestKit.create(ManualTime.config().withFallback(EventSourcedBehaviorTestKit.config()));
@@ -238,6 +239,107 @@ class TaskEntityTest {
     pass(Duration.ofMillis(4999));
     assertEquals(TaskStatus.RETRY_SCHEDULED, kit.getState().status());
     pass(Duration.ofMillis(1));
+    assertEquals(2, runner.next().attempt());
+  }
+
+  /** What ModelRunnerClient.route gives when every runner's queue was full: never sent. */
+  private static AttemptFailure queueFull() {
+    return new AttemptFailure(
+        TaskError.of(ErrorCode.UNAVAILABLE, "model runner 'sim' is overloaded: its queue is full"),
+        true,
+        Duration.ofSeconds(1),
+        true);
+  }
+
+  private CommandResultWithReply<Command, TaskEntity.Event, TaskState, TaskReply> submitBackground(
+      Instant deadline) {
+    CommandResultWithReply<Command, TaskEntity.Event, TaskState, TaskReply> submitted =
+        kit.runCommand(
+            replyTo ->
+                new Submit(chat(false), "alice", null, null, deadline, TaskRetention.STANDARD, true, null, null, replyTo, true));
+    follow(submitted.reply(), updates);
+    return submitted;
+  }
+
+  /** The waits the deferral backoff gives with jitter 1.0: 1, 2, 4, 8, 8, ... s. */
+  private static Duration deferralWait(int n) {
+    return SETTINGS.deferral().delayAfter(n, Duration.ofSeconds(1), 1.0);
+  }
+
+  @Test
+  void aBackgroundTaskWaitsForRoomWithoutSpendingAttempts() {
+    var submitted = submitBackground(clock.instant().plus(Duration.ofMinutes(10)));
+    assertTrue(((TaskSubmitted) submitted.events().get(0)).background());
+    assertTrue(submitted.state().background());
+    for (int n = 1; n <= 20; n++) {
+      ScriptedRunner.Call call = runner.next();
+      assertEquals(1, call.attempt());
+      call.result().completeExceptionally(queueFull());
+      Duration wait = deferralWait(n);
+      pass(wait.minusMillis(1));
+      assertTrue(runner.idle(), "deferral " + n + " ran early");
+      assertEquals(TaskStatus.RUNNING, kit.getState().status());
+      assertEquals(1, kit.getState().attempts());
+      pass(Duration.ofMillis(1));
+    }
+    runner.next().result().complete(result("finally"));
+    var done = awaitStatus(TaskStatus.SUCCEEDED).view();
+    assertEquals(1, done.attempts());
+    assertNull(done.error());
+    // 20 deferrals, not one event: submitted, attempt 1 started, succeeded
+    kit.restart();
+    assertEquals(TaskStatus.SUCCEEDED, kit.getState().status());
+    assertEquals(1, kit.getState().attempts());
+  }
+
+  @Test
+  void aNonBackgroundTaskSpendsItsAttemptsOnFullQueues() {
+    submit(chat(false), clock.instant().plus(Duration.ofMinutes(10)));
+    for (int attempt = 1; attempt < SETTINGS.maxAttempts(); attempt++) {
+      ScriptedRunner.Call call = runner.next();
+      assertEquals(attempt, call.attempt());
+      call.result().completeExceptionally(queueFull());
+      awaitStatus(TaskStatus.RETRY_SCHEDULED);
+      pass(SETTINGS.backoff().max());
+    }
+    ScriptedRunner.Call last = runner.next();
+    assertEquals(SETTINGS.maxAttempts(), last.attempt());
+    last.result().completeExceptionally(queueFull());
+    var failed = awaitStatus(TaskStatus.FAILED).view();
+    assertEquals(ErrorCode.UNAVAILABLE, failed.error().code());
+    assertEquals(SETTINGS.maxAttempts(), failed.attempts());
+  }
+
+  @Test
+  void aBackgroundTaskWaitingForRoomTimesOutAtItsDeadlineNotBefore() {
+    Instant deadline = clock.instant().plusSeconds(20);
+    submitBackground(deadline);
+    // waits of 1, 2, 4, 8 s: the fifth (8 s, from t = 15 s) would end past the deadline
+    for (int n = 1; n <= 4; n++) {
+      runner.next().result().completeExceptionally(queueFull());
+      pass(deferralWait(n));
+    }
+    runner.next().result().completeExceptionally(queueFull());
+    assertEquals(Duration.ofSeconds(15), Duration.between(deadline.minusSeconds(20), clock.instant()));
+    pass(Duration.ofMillis(4999));
+    assertEquals(TaskStatus.RUNNING, kit.getState().status());
+    assertTrue(runner.idle());
+    pass(Duration.ofMillis(1));
+    var failed = awaitStatus(TaskStatus.FAILED).view();
+    assertEquals(ErrorCode.TIMEOUT, failed.error().code());
+    assertEquals(1, failed.attempts());
+    assertTrue(failed.error().message().contains("waited for a model runner with room"), failed.error().message());
+    assertTrue(runner.idle());
+  }
+
+  @Test
+  void aBackgroundTaskSpendsAttemptsOnRealFailures() {
+    submitBackground(null);
+    runner.next().result().completeExceptionally(queueFull());
+    pass(deferralWait(1));
+    runner.next().result().completeExceptionally(transient503());
+    awaitStatus(TaskStatus.RETRY_SCHEDULED);
+    pass(SETTINGS.backoff().max());
     assertEquals(2, runner.next().attempt());
   }
 
