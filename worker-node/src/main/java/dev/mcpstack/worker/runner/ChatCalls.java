@@ -62,6 +62,10 @@ final class ChatCalls {
       }
     }
 
+    boolean cancelled() {
+      return cancelled;
+    }
+
     void attach(UniqueKillSwitch ks) {
       killSwitch = ks;
       if (cancelled) {
@@ -131,6 +135,10 @@ final class ChatCalls {
     body.putObject("stream_options").put("include_usage", true);
     return u.submit(
         () -> {
+          if (handle.cancelled()) {
+            // cancelled while it waited in the queue: the runner never hears of it
+            return CompletableFuture.<TaskResult>failedFuture(new CancellationException("cancelled before it was sent"));
+          }
           long start = System.nanoTime();
           return u.send(
                   ModelRunnerClient.jsonPost(u.url("/chat/completions"), body),
@@ -171,8 +179,14 @@ final class ChatCalls {
         stream
             .viaMat(KillSwitches.single(), Keep.right())
             .initialTimeout(u.settings().firstTokenTimeout())
-            .idleTimeout(u.settings().idleTimeout())
             .completionTimeout(u.settings().requestTimeout())
+            // silence between events is bounded by idle-timeout, but only once the first one came:
+            // until then first-token-timeout applies (a long prefill is not an idle stream)
+            .prefixAndTail(1)
+            .flatMapConcat(
+                firstAndRest ->
+                    Source.from(firstAndRest.first())
+                        .concat(firstAndRest.second().idleTimeout(u.settings().idleTimeout())))
             .mapConcat(event -> acc.data(event.getData()))
             .mapAsync(1, output::emit)
             .toMat(Sink.ignore(), Keep.both())

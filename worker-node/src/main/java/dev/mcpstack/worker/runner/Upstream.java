@@ -227,6 +227,9 @@ public final class Upstream {
       return false;
     }
     Throwable cause = Failures.unwrap(failure);
+    if (cause instanceof java.util.concurrent.CancellationException) {
+      return false; // we gave up on the call (the client left, a DELETE, a deadline): not the runner's fault
+    }
     return !(cause instanceof UpstreamFailure uf) || uf.countsAgainstBreaker();
   }
 

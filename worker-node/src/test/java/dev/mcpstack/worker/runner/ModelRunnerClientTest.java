@@ -714,6 +714,31 @@ class ModelRunnerClientTest {
   }
 
   @Test
+  void cancelledCallsDoNotOpenTheBreaker() throws Exception {
+    primary.setDefaults(Faults.none().withTokensPerSecond(5));
+    ModelRunnerClient client = client(build(new Up("p", primary.baseUrl() + "/v1"), u -> u.maxFailures = 2));
+    for (int i = 0; i < 4; i++) {
+      CompletableFuture<Void> firstDelta = new CompletableFuture<>();
+      var attempt =
+          client.start("t", chat("a long answer with many words in it", true), 1, relay(choices -> firstDelta.complete(null)));
+      firstDelta.get(20, TimeUnit.SECONDS);
+      attempt.cancel(); // the client left
+      assertTrue(attempt.result().toCompletableFuture().handle((r, e) -> e != null).get(20, TimeUnit.SECONDS));
+    }
+    assertEquals(Upstream.BreakerState.CLOSED, client.upstreams().get(0).breakerState(), "leaving clients are not runner failures");
+  }
+
+  @Test
+  void theFirstEventMayTakeLongerThanTheIdleTimeout() throws Exception {
+    // idle-timeout 5 s (as in every test upstream) but first-token-timeout 20 s: a 7 s prefill is fine
+    primary.setDefaults(Faults.none().withTimeToFirstToken(Duration.ofSeconds(7)));
+    ModelRunnerClient client =
+        client(build(new Up("p", primary.baseUrl() + "/v1"), u -> u.firstTokenTimeout = Duration.ofSeconds(20)));
+    TaskResult result = await(client.start("t", chat("slow to start", true), 1, NO_OUTPUT).result());
+    assertEquals("Simulated reply to: slow to start", result.body().at("/choices/0/message/content").asText());
+  }
+
+  @Test
   void cancellingAStreamClosesTheRunnersConnection() throws Exception {
     primary.setDefaults(Faults.none().withTokensPerSecond(5));
     CompletableFuture<Void> firstDelta = new CompletableFuture<>();
