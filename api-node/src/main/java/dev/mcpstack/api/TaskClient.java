@@ -175,6 +175,7 @@ final class TaskClient {
     Source<TaskUpdate, NotUsed> updates =
         Source.lazyCompletionStageSource(() -> open.get().thenApply(ok -> ok.updates().getSource()))
             .mapMaterializedValue(m -> NotUsed.getInstance())
+            .mapConcat(TaskUpdate.Batch::unpack)
             .mapAsync(1, this::withResult)
             .map(progress::check)
             .recoverWithRetries(

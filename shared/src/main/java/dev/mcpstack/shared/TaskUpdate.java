@@ -14,10 +14,26 @@ import org.apache.pekko.util.ByteString;
 @JsonTypeInfo(use = JsonTypeInfo.Id.NAME, property = "type")
 @JsonSubTypes({
   @JsonSubTypes.Type(value = TaskUpdate.StatusChanged.class, name = "status"),
-  @JsonSubTypes.Type(value = TaskUpdate.ContentDelta.class, name = "delta")
+  @JsonSubTypes.Type(value = TaskUpdate.ContentDelta.class, name = "delta"),
+  @JsonSubTypes.Type(value = TaskUpdate.Batch.class, name = "batch")
 })
 public sealed interface TaskUpdate extends CborSerializable {
   String taskId();
+
+  /**
+   * Several updates in order, sent as one element when the follower reads slower than they come
+   * (one stream-ref message instead of many); a follower handles them one by one. Never nested.
+   */
+  record Batch(String taskId, java.util.List<TaskUpdate> updates) implements TaskUpdate {
+    public Batch {
+      updates = java.util.List.copyOf(updates);
+    }
+
+    /** The updates an element stands for: a batch's, or the update itself. */
+    public static java.util.List<TaskUpdate> unpack(TaskUpdate update) {
+      return update instanceof Batch batch ? batch.updates() : java.util.List.of(update);
+    }
+  }
 
   /**
    * {@code resultChunks}: the result's body when too big to travel inline ({@link LargeJson}); the

@@ -42,7 +42,23 @@ public final class Node {
     this.simulator = simulator;
   }
 
+  /**
+   * Every stage Pekko's Java API returns (an ask, a queue offer, a stream's completion) is a Scala
+   * future seen as a CompletableFuture whose callbacks run on the JDK's default async executor.
+   * That is the common fork-join pool, unless its parallelism is below 2 (one less than the cores:
+   * any 2-core machine), where the JDK starts a new thread for every callback instead. Measured:
+   * a thread created per streamed token on the worker. At least 2 keeps callbacks on the pool.
+   * Must run before anything touches the common pool; an operator's own setting wins.
+   */
+  static void asyncCallbacksOnAPool() {
+    String key = "java.util.concurrent.ForkJoinPool.common.parallelism";
+    if (System.getProperty(key) == null) {
+      System.setProperty(key, String.valueOf(Math.max(2, Runtime.getRuntime().availableProcessors() - 1)));
+    }
+  }
+
   public static void main(String[] args) throws Exception {
+    asyncCallbacksOnAPool();
     if (args.length > 0 && args[0].equals("keygen")) {
       ApiNode.keygen(Arrays.copyOfRange(args, 1, args.length));
       return;

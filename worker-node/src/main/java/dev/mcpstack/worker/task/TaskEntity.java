@@ -525,7 +525,11 @@ public final class TaskEntity
       subscriber.tell(new TaskUpdate.StatusChanged(state.toView()));
     } else if (legacySubscribers.add(subscriber)) {
       followers++;
-      updates().follower(state.toView(), () -> {}).getSource().runWith(Sink.foreach(subscriber::tell), mat);
+      updates()
+          .follower(state.toView(), () -> {})
+          .getSource()
+          .mapConcat(TaskUpdate.Batch::unpack) // the previous version does not know batches
+          .runWith(Sink.foreach(subscriber::tell), mat);
     }
   }
 

@@ -25,13 +25,16 @@ import org.apache.pekko.util.ByteString;
  * to end: a delta is accepted only when there is room, so the slowest follower's read rate reaches
  * the attempt's stream and through it the runner's connection; with no follower at all the updates
  * wait (up to the buffer) for the next one. Memory is bounded by {@code buffer} updates in the
- * queue and {@code buffer} in the broadcast, per task. Runs on the entity's materializer: when the
+ * queue and {@code buffer} in the broadcast, per task, and per follower by the stream ref's window
+ * of elements of at most {@value #MAX_BATCH} updates each. Runs on the entity's materializer: when the
  * entity stops, every follower's stream fails and the follower re-follows wherever the task lives
  * next.
  */
 final class TaskUpdates {
   /** Concurrent offers: the attempt's one delta at a time, plus the entity's status changes. */
   private static final int MAX_OFFERS = 16;
+  /** Updates sent as one element at most, when the follower reads slower than they come. */
+  private static final int MAX_BATCH = 16;
 
   private final SourceQueueWithComplete<TaskUpdate> queue;
   private final Source<TaskUpdate, NotUsed> broadcast;
@@ -75,6 +78,10 @@ final class TaskUpdates {
         .concat(broadcast)
         .takeWhile(u -> !isTerminal(u), true)
         .map(u -> outOfBand(u, mat))
+        // while the follower keeps up every update is its own element; when it falls behind, what
+        // waits goes as one (a stream ref's per-element messages are the relay's main cost)
+        .batch(MAX_BATCH, first -> startBatch(first), TaskUpdates::addToBatch)
+        .map(TaskUpdates::closeBatch)
         .watchTermination(
             (notUsed, done) -> {
               done.whenComplete((d, e) -> onEnd.run());
@@ -93,6 +100,21 @@ final class TaskUpdates {
       }
     }
     return update;
+  }
+
+  private static java.util.List<TaskUpdate> startBatch(TaskUpdate first) {
+    java.util.List<TaskUpdate> batch = new java.util.ArrayList<>();
+    batch.add(first);
+    return batch;
+  }
+
+  private static java.util.List<TaskUpdate> addToBatch(java.util.List<TaskUpdate> batch, TaskUpdate next) {
+    batch.add(next);
+    return batch;
+  }
+
+  private static TaskUpdate closeBatch(java.util.List<TaskUpdate> batch) {
+    return batch.size() == 1 ? batch.get(0) : new TaskUpdate.Batch(batch.get(0).taskId(), batch);
   }
 
   static boolean isTerminal(TaskUpdate u) {

@@ -153,6 +153,9 @@ class SerializationTest {
         new TaskEntity.RunDeferred(1),
         new TaskEntity.StartAttempt(2),
         new TaskUpdate.ContentDelta("task-1", 1, "x", null, ScriptedRunner.textChoices("x", null)),
+        new TaskUpdate.Batch(
+            "task-1",
+            List.of(TaskUpdate.ContentDelta.of("task-1", 1, ScriptedRunner.textChoices("a", null)), new TaskUpdate.StatusChanged(view))),
         TaskUpdate.ContentDelta.of("task-1", 1, toolCallChoices()),
         new TaskEntity.OutputStarted(2, t),
         TaskEntity.DeadlineReached.INSTANCE,
