@@ -476,9 +476,10 @@ class LocalClusterFailoverIT {
 
     // before output: the worker dies while the runner thinks about the first token
     simFaults(env, "{\"timeToFirstTokenMs\":6000,\"tokensPerSecond\":40}");
+    long chatsBefore = simChatRequests(env);
     Streamed whole = Streamed.open(http, apiPort, key, "kill-before-output-" + run, prompt);
     String wholeId = "chatcmpl-" + sha256Hex("failover:kill-before-output-" + run).substring(0, 32);
-    awaitSimInFlight(env);
+    awaitSimChatRequests(env, chatsBefore + 1);
     kill9(dir, "worker-1"); // the only worker
     script(env, "restart worker-3", log);
     whole.awaitEnd();
@@ -516,11 +517,19 @@ class LocalClusterFailoverIT {
     assertEquals(200, r.statusCode(), r.body());
   }
 
-  /** Waits until the simulator holds a call open (the attempt reached the runner). */
-  private void awaitSimInFlight(Map<String, String> env) throws Exception {
+  /** Chat completions the simulator has received so far. */
+  private long simChatRequests(Map<String, String> env) throws Exception {
     HttpRequest stats = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + env.get("SIM_PORT") + "/sim/stats")).GET().build();
+    return JSON.readTree(http.send(stats, HttpResponse.BodyHandlers.ofString()).body())
+        .path("requestsByPath")
+        .path("/v1/chat/completions")
+        .asLong();
+  }
+
+  /** Waits until the simulator has received {@code count} chat completions (an attempt reached it). */
+  private void awaitSimChatRequests(Map<String, String> env, long count) throws Exception {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-    while (JSON.readTree(http.send(stats, HttpResponse.BodyHandlers.ofString()).body()).path("inFlight").asInt() < 1) {
+    while (simChatRequests(env) < count) {
       assertTrue(System.nanoTime() < deadline, "the call never reached the simulator");
       java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(50));
     }
