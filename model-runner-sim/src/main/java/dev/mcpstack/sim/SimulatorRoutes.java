@@ -405,12 +405,13 @@ final class SimulatorRoutes {
         usage = Source.single(OpenAiJson.event(root));
       }
       // ends the accounting before [DONE] reaches the wire, so a client that saw [DONE] sees inFlight drop
-      tail = usage.concat(Source.lazySingle(() -> {
+      // concatLazy: a plain concat pulls its second source at once, ending the accounting early
+      tail = usage.concatLazy(Source.lazySingle(() -> {
         call.finish(200);
         return OpenAiJson.DONE;
       }));
     }
-    return first.concat(content).concat(tail)
+    return first.concat(content).concatLazy(tail)
         .watchTermination((mat, done) -> {
           done.whenComplete((d, failure) -> call.finish(200));
           return mat;

@@ -99,6 +99,22 @@ class ModelRunnerSimulatorTest {
         {"role":"user","content":"%s"}]%s}""".formatted(userText, extra);
   }
 
+  @Test
+  void aStreamCountsAsInFlightUntilItsLastEvent() throws Exception {
+    HttpResponse<InputStream> response = http.send(request("/v1/chat/completions", "X-Sim-Tokens-Per-Second", "5")
+        .header("Content-Type", "application/json")
+        .POST(HttpRequest.BodyPublishers.ofString(chatBody("one two three four five six", ",\"stream\":true"))).build(),
+        HttpResponse.BodyHandlers.ofInputStream());
+    try (BufferedReader reader = new BufferedReader(new InputStreamReader(response.body(), StandardCharsets.UTF_8))) {
+      assertTrue(reader.readLine().startsWith("data: ")); // the role chunk: the answer is still coming
+      assertEquals(1, sim.stats().inFlight(), "the open stream is in flight");
+      while (reader.readLine() != null) {
+        // read to the end
+      }
+    }
+    assertEquals(0, sim.stats().inFlight());
+  }
+
   /** Reads SSE "data:" payloads until EOF or a transport error; the error (if any) is returned last as null. */
   private record StreamResult(List<String> data, IOException error) {}
 
