@@ -305,18 +305,7 @@ class ModelRunnerClientTest {
   @Test
   void everythingARunnerStreamsIsRelayedAndAccumulated() throws Exception {
     org.apache.pekko.http.javadsl.ServerBinding runner =
-        await(
-            org.apache.pekko.http.javadsl.Http.get(testKit.system())
-                .newServerAt("127.0.0.1", 0)
-                .bindSync(
-                    request -> {
-                      request.discardEntityBytes(testKit.system());
-                      return org.apache.pekko.http.javadsl.model.HttpResponse.create()
-                          .withEntity(
-                              org.apache.pekko.http.javadsl.model.HttpEntities.create(
-                                  org.apache.pekko.http.javadsl.model.MediaTypes.TEXT_EVENT_STREAM.toContentType(),
-                                  RICH_STREAM));
-                    }));
+        cannedRunner(org.apache.pekko.http.javadsl.model.MediaTypes.TEXT_EVENT_STREAM.toContentType(), RICH_STREAM);
     try {
       List<JsonNode> relayed = new java.util.concurrent.CopyOnWriteArrayList<>();
       String url = "http://127.0.0.1:" + runner.localAddress().getPort() + "/v1";

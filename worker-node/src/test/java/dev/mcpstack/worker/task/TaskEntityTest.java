@@ -116,6 +116,27 @@ class TaskEntityTest {
     return submitted;
   }
 
+  /**
+   * The next attempt finds every runner's queue full; returns once the entity has handled that (a
+   * state read is a round trip through its mailbox), so that time passed afterwards reaches the
+   * wait it scheduled.
+   */
+  private void queueFullNow() {
+    runner.next().result().completeExceptionally(queueFull());
+    kit.getState();
+  }
+
+  /** A streamed chat submitted with a follower the test reads by hand: its demand, its leaving. */
+  private org.apache.pekko.stream.testkit.TestSubscriber.Probe<TaskUpdate> submitStreamedWithReader() {
+    var submitted = kit.<TaskReply>runCommand(r -> new Submit(chat(true), "alice", null, true, r));
+    return ((TaskReply.Ok) submitted.reply())
+        .updates()
+        .getSource()
+        .runWith(
+            org.apache.pekko.stream.testkit.javadsl.TestSink.probe(testKit.system().classicSystem()),
+            testKit.system());
+  }
+
   /** Tells {@code probe} every update a follower's ref carries. */
   private void follow(TaskReply reply, TestProbe<TaskUpdate> probe) {
     if (reply instanceof TaskReply.Ok ok && ok.updates() != null) {
@@ -275,6 +296,7 @@ class TaskEntityTest {
       ScriptedRunner.Call call = runner.next();
       assertEquals(1, call.attempt());
       call.result().completeExceptionally(queueFull());
+      kit.getState(); // a round trip: the wait is scheduled before time passes
       Duration wait = deferralWait(n);
       pass(wait.minusMillis(1));
       assertTrue(runner.idle(), "deferral " + n + " ran early");
@@ -316,10 +338,10 @@ class TaskEntityTest {
     submitBackground(deadline);
     // waits of 1, 2, 4, 8 s: the fifth (8 s, from t = 15 s) would end past the deadline
     for (int n = 1; n <= 4; n++) {
-      runner.next().result().completeExceptionally(queueFull());
+      queueFullNow();
       pass(deferralWait(n));
     }
-    runner.next().result().completeExceptionally(queueFull());
+    queueFullNow();
     assertEquals(Duration.ofSeconds(15), Duration.between(deadline.minusSeconds(20), clock.instant()));
     pass(Duration.ofMillis(4999));
     assertEquals(TaskStatus.RUNNING, kit.getState().status());
@@ -335,7 +357,7 @@ class TaskEntityTest {
   @Test
   void aBackgroundTaskSpendsAttemptsOnRealFailures() {
     submitBackground(null);
-    runner.next().result().completeExceptionally(queueFull());
+    queueFullNow();
     pass(deferralWait(1));
     runner.next().result().completeExceptionally(transient503());
     awaitStatus(TaskStatus.RETRY_SCHEDULED);
@@ -593,17 +615,11 @@ class TaskEntityTest {
 
   @Test
   void aStreamWhoseLastFollowerLeavesAfterPartialOutputFailsAndStopsTheCall() {
-    var submitted = kit.<TaskReply>runCommand(r -> new Submit(chat(true), "alice", null, true, r));
-    var killSwitch =
-        ((TaskReply.Ok) submitted.reply())
-            .updates()
-            .getSource()
-            .viaMat(org.apache.pekko.stream.KillSwitches.single(), org.apache.pekko.stream.javadsl.Keep.right())
-            .to(Sink.ignore())
-            .run(testKit.system());
+    var reader = submitStreamedWithReader();
+    reader.request(100);
     ScriptedRunner.Call call = runner.next();
     ScriptedRunner.emit(call, ScriptedRunner.textChoices("Hel", null));
-    killSwitch.shutdown(); // the client went away
+    reader.cancel(); // the client went away
     TestProbe<Object> probe = testKit.createTestProbe();
     probe.awaitAssert(
         () -> {
@@ -615,12 +631,7 @@ class TaskEntityTest {
 
   @Test
   void aStreamWithoutFollowersBeforeOutputIsCancelledAfterTheOrphanTimeout() {
-    var submitted = kit.<TaskReply>runCommand(r -> new Submit(chat(true), "alice", null, true, r));
-    var reader =
-        ((TaskReply.Ok) submitted.reply())
-            .updates()
-            .getSource()
-            .runWith(org.apache.pekko.stream.testkit.javadsl.TestSink.probe(testKit.system().classicSystem()), testKit.system());
+    var reader = submitStreamedWithReader();
     ScriptedRunner.Call call = runner.next();
     reader.request(1);
     reader.expectNext(Duration.ofSeconds(10));
@@ -640,12 +651,7 @@ class TaskEntityTest {
 
   @Test
   void aSlowFollowerHoldsTheRunnersStreamBack() {
-    var submitted = kit.<TaskReply>runCommand(r -> new Submit(chat(true), "alice", null, true, r));
-    var reader =
-        ((TaskReply.Ok) submitted.reply())
-            .updates()
-            .getSource()
-            .runWith(org.apache.pekko.stream.testkit.javadsl.TestSink.probe(testKit.system().classicSystem()), testKit.system());
+    var reader = submitStreamedWithReader();
     ScriptedRunner.Call call = runner.next();
     reader.request(1);
     // the follower reads nothing more: deltas are taken until the buffers are full, then no more
