@@ -266,6 +266,9 @@ public final class TaskEntity
   private final TimerScheduler<Command> timers;
 
   // Runtime only, never persisted: who follows, and the call in flight.
+  /** Streams that end with the task (its followers' hub): created at the first one. */
+  private Materializer bound;
+  /** Streams that outlive it (one-shot chunk and single-update refs, reading a request). */
   private final Materializer mat;
   /** The updates followers read; created at the first follower or streamed attempt. */
   private TaskUpdates updates;
@@ -306,7 +309,8 @@ public final class TaskEntity
     this.active = ActiveTasks.get(ctx.getSystem());
     this.ctx = ctx;
     this.timers = timers;
-    this.mat = Materializer.createMaterializer(ctx);
+    // the bound materializer is an actor of its own: not made for tasks nobody follows (a look-up)
+    this.mat = Materializer.matFromSystem(ctx.getSystem());
   }
 
   @Override
@@ -514,7 +518,10 @@ public final class TaskEntity
 
   private TaskUpdates updates() {
     if (updates == null) {
-      updates = new TaskUpdates(mat, settings.updateBuffer());
+      if (bound == null) {
+        bound = Materializer.createMaterializer(ctx);
+      }
+      updates = new TaskUpdates(bound, settings.updateBuffer());
     }
     return updates;
   }
@@ -529,7 +536,7 @@ public final class TaskEntity
           .follower(state.toView(), () -> {})
           .getSource()
           .mapConcat(TaskUpdate.Batch::unpack) // the previous version does not know batches
-          .runWith(Sink.foreach(subscriber::tell), mat);
+          .runWith(Sink.foreach(subscriber::tell), bound);
     }
   }
 
