@@ -30,6 +30,7 @@ import org.apache.pekko.cluster.ClusterEvent.CurrentClusterState;
 import org.apache.pekko.cluster.Member;
 import org.apache.pekko.cluster.sharding.ShardRegion.ClusterShardingStats;
 import org.apache.pekko.cluster.sharding.ShardRegion.ShardRegionStats;
+import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 import org.apache.pekko.cluster.sharding.typed.ClusterShardingQuery;
 import org.apache.pekko.cluster.sharding.typed.GetClusterShardingStats;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
@@ -148,7 +149,8 @@ final class AdminRoutes {
 
   private Route cluster(String requestId) {
     return http.respond(
-        shardStats()
+        shardStats(TaskProtocol.TYPE_KEY)
+            .thenCombine(shardStats(TaskProtocol.MEMORY_TYPE_KEY), List::of)
             .thenApply(
                 stats -> {
                   CurrentClusterState state = cluster.state();
@@ -160,7 +162,7 @@ final class AdminRoutes {
                   ArrayNode members = body.putArray("members");
                   StreamSupport.stream(state.getMembers().spliterator(), false)
                       .sorted(Comparator.comparing(m -> m.address().toString()))
-                      .forEach(m -> members.add(member(m, !unreachable.contains(m.address()), stats.get(m.address()))));
+                      .forEach(m -> members.add(member(m, !unreachable.contains(m.address()), stats)));
                   ArrayNode unreachableNode = body.putArray("unreachable");
                   unreachable.stream().map(Address::toString).sorted().forEach(unreachableNode::add);
                   return http.json(StatusCodes.OK, body);
@@ -168,7 +170,8 @@ final class AdminRoutes {
         requestId);
   }
 
-  private ObjectNode member(Member m, boolean reachable, ShardRegionStats stats) {
+  /** @param stats per entity type (journaled tasks first), the regions' stats by node */
+  private ObjectNode member(Member m, boolean reachable, List<Map<Address, ShardRegionStats>> stats) {
     ObjectNode n = http.json.createObjectNode();
     n.put("address", m.address().toString());
     ArrayNode roles = n.putArray("roles");
@@ -176,22 +179,30 @@ final class AdminRoutes {
     m.getRoles().stream().filter(r -> !r.startsWith("dc-")).sorted().forEach(roles::add);
     n.put("status", HealthRoutes.memberStatus(m.status()));
     n.put("reachable", reachable);
-    Map<String, Object> shards = stats == null ? Map.of() : stats.getStats();
-    n.put("shards", shards.size());
-    n.put("entities", shards.values().stream().mapToLong(c -> ((Number) c).longValue()).sum());
+    n.put("shards", shardsOf(stats.get(0).get(m.address())).size());
+    n.put(
+        "entities",
+        stats.stream()
+            .flatMap(byNode -> shardsOf(byNode.get(m.address())).values().stream())
+            .mapToLong(c -> ((Number) c).longValue())
+            .sum());
     return n;
   }
 
+  private static Map<String, Object> shardsOf(ShardRegionStats stats) {
+    return stats == null ? Map.of() : stats.getStats();
+  }
+
   /**
-   * Task shards and entities per node. Sharding asks every region within the ask timeout and
+   * Shards and entities of one task type per node. Sharding asks every region within the ask timeout and
    * answers with those that replied (an empty map when the coordinator is not reachable), so this
    * ask waits for that answer a second ask timeout; a node missing from the answer shows 0/0.
    */
-  private CompletionStage<Map<Address, ShardRegionStats>> shardStats() {
+  private CompletionStage<Map<Address, ShardRegionStats>> shardStats(EntityTypeKey<TaskProtocol.Command> type) {
     Duration timeout = http.settings.askTimeout();
     return AskPattern.<ClusterShardingQuery, ClusterShardingStats>ask(
             sharding.shardState(),
-            replyTo -> new GetClusterShardingStats(TaskProtocol.TYPE_KEY, timeout, replyTo),
+            replyTo -> new GetClusterShardingStats(type, timeout, replyTo),
             timeout.multipliedBy(2),
             http.system.scheduler())
         .thenApply(ClusterShardingStats::getRegions)

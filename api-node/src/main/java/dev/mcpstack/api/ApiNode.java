@@ -42,6 +42,7 @@ public final class ApiNode {
     ApiSettings settings = ApiSettings.fromConfig(config);
     if (!Cluster.get(system).selfMember().hasRole(TaskProtocol.WORKER_ROLE)) {
       proxy(system, TaskProtocol.TYPE_KEY);
+      proxy(system, TaskProtocol.MEMORY_TYPE_KEY);
       proxy(system, KeyProtocol.TYPE_KEY);
       proxy(system, LimiterProtocol.TYPE_KEY);
       proxy(system, AccountProtocol.TYPE_KEY);

@@ -212,7 +212,7 @@ final class ChatRoutes {
   private Route embeddings(JsonNode body, Caller caller, Optional<String> key, String requestId) {
     String model = validation.embeddings(body, "");
     caller.checkModel(model);
-    String id = TaskIds.make(TaskIds.EMBEDDINGS, caller.tenant(), key);
+    String id = TaskIds.embeddings(caller.tenant(), key);
     TaskSpec spec = new TaskSpec(TaskKind.EMBEDDINGS, model, body);
     Instant deadline = Instant.now().plus(settings.chatTimeout());
     return http.respond(

@@ -50,7 +50,7 @@ final class TaskClient {
   }
 
   EntityRef<TaskProtocol.Command> entity(String id) {
-    return sharding.entityRefFor(TaskProtocol.TYPE_KEY, id);
+    return sharding.entityRefFor(TaskIds.inMemory(id) ? TaskProtocol.MEMORY_TYPE_KEY : TaskProtocol.TYPE_KEY, id);
   }
 
   /**
@@ -62,17 +62,7 @@ final class TaskClient {
    */
   CompletionStage<TaskReply.Ok> submitReply(
       String id, TaskSpec spec, Caller caller, String holdId, Instant deadline, boolean follow, boolean background) {
-    return attempt(
-            id,
-            replyTo -> {
-              SourceRef<ByteString> requestChunks = LargeJson.chunksIfLarge(spec.request(), mat);
-              TaskSpec sent =
-                  requestChunks == null ? spec : new TaskSpec(spec.kind(), spec.model(), NullNode.getInstance());
-              return new TaskProtocol.Submit(
-                  sent, caller.tenant(), caller.account(), holdId, deadline, TaskIds.retention(id), follow,
-                  requestChunks, null, replyTo, background);
-            },
-            settings.submitRetries())
+    return attempt(id, submitCommand(id, spec, caller, holdId, deadline, follow, background), settings.submitRetries())
         .whenComplete(
             (reply, e) -> {
               if (holdId == null) {
@@ -89,6 +79,18 @@ final class TaskClient {
               }
             })
         .thenApply(TaskClient::okOf);
+  }
+
+  /** The Submit, made anew for every ask (a large request is offered out of band each time). */
+  private Function<ActorRef<TaskReply>, TaskProtocol.Command> submitCommand(
+      String id, TaskSpec spec, Caller caller, String holdId, Instant deadline, boolean follow, boolean background) {
+    return replyTo -> {
+      SourceRef<ByteString> requestChunks = LargeJson.chunksIfLarge(spec.request(), mat);
+      TaskSpec sent = requestChunks == null ? spec : new TaskSpec(spec.kind(), spec.model(), NullNode.getInstance());
+      return new TaskProtocol.Submit(
+          sent, caller.tenant(), caller.account(), holdId, deadline, TaskIds.retention(id), follow, requestChunks, null, replyTo,
+          background);
+    };
   }
 
   /**
@@ -124,16 +126,25 @@ final class TaskClient {
    */
   Source<TaskUpdate, NotUsed> submitAndFollow(
       String id, TaskSpec spec, Caller caller, String holdId, Instant deadline) {
+    // a task in memory is gone with its worker: following it again means submitting it again (the
+    // same Submit follows the task when it still runs, and starts it anew when it was lost)
+    Supplier<CompletionStage<TaskReply.Ok>> again =
+        TaskIds.inMemory(id)
+            ? () ->
+                attempt(id, submitCommand(id, spec, caller, holdId, deadline, true, false), settings.submitRetries())
+                    .thenApply(TaskClient::okOf)
+            : () -> followReply(id, caller.tenant());
     return follow(
         id,
-        caller.tenant(),
         () -> submitReply(id, spec, caller, holdId, deadline, true, false),
+        again,
         Duration.between(Instant.now(), deadline).plus(settings.waitGrace()));
   }
 
   /** Follows an existing task ({@link #follow}), for up to {@code giveUpAfter}. */
   Source<TaskUpdate, NotUsed> follow(String id, String owner, Duration giveUpAfter) {
-    return follow(id, owner, () -> followReply(id, owner), giveUpAfter);
+    Supplier<CompletionStage<TaskReply.Ok>> follow = () -> followReply(id, owner);
+    return follow(id, follow, follow, giveUpAfter);
   }
 
   /**
@@ -150,16 +161,19 @@ final class TaskClient {
    * The one way to follow a task: its updates, from the current view to the terminal status change
    * (included), read with backpressure from the entity wherever it lives. Lazy: nothing is asked
    * before the source runs; {@code open} (a Submit with follow, or a Follow) gives the first
-   * subscription. When a subscription breaks (its worker stopped, the shard moved) the follower
-   * follows again after a short pause, and goes on transparently if no delta has reached it yet.
+   * subscription, {@code again} the next ones. When a subscription breaks (its worker stopped, the
+   * shard moved) the follower follows again after a short pause, and goes on transparently if no delta has reached it yet.
    * Once deltas have, it ends with an error: deltas sent while it was away are lost, and so is a
    * delta of a new attempt (the client would see two different answers glued together). Fails with
    * a 504 when no terminal update arrives within {@code giveUpAfter}.
    */
   private Source<TaskUpdate, NotUsed> follow(
-      String id, String owner, Supplier<CompletionStage<TaskReply.Ok>> open, Duration giveUpAfter) {
+      String id,
+      Supplier<CompletionStage<TaskReply.Ok>> open,
+      Supplier<CompletionStage<TaskReply.Ok>> again,
+      Duration giveUpAfter) {
     Progress progress = new Progress();
-    return subscription(id, owner, open, progress, 0)
+    return subscription(id, open, again, progress, 0)
         .completionTimeout(giveUpAfter)
         .mapError(
             new PFBuilder<Throwable, Throwable>()
@@ -171,7 +185,11 @@ final class TaskClient {
 
   /** One subscription, then (unless it saw the end) the next one. */
   private Source<TaskUpdate, NotUsed> subscription(
-      String id, String owner, Supplier<CompletionStage<TaskReply.Ok>> open, Progress progress, int resumes) {
+      String id,
+      Supplier<CompletionStage<TaskReply.Ok>> open,
+      Supplier<CompletionStage<TaskReply.Ok>> again,
+      Progress progress,
+      int resumes) {
     Source<TaskUpdate, NotUsed> updates =
         Source.lazyCompletionStageSource(() -> open.get().thenApply(ok -> ok.updates().getSource()))
             .mapMaterializedValue(m -> NotUsed.getInstance())
@@ -207,7 +225,7 @@ final class TaskClient {
                   return Source.single(NotUsed.getInstance())
                       .delay(pause, OverflowStrategy.backpressure())
                       .flatMapConcat(
-                          x -> subscription(id, owner, () -> followReply(id, owner), progress, resumes + 1));
+                          x -> subscription(id, again, again, progress, resumes + 1));
                 })
             .mapMaterializedValue(m -> NotUsed.getInstance());
     return updates.concatLazy(next);

@@ -14,6 +14,10 @@ import java.util.regex.Pattern;
  * {@code chatcmpl-} followed by hex digits only; {@code GET /v1/chat/completions/{id}} serves only
  * the former. (The task view does not carry the request, so the id is where the flag lives.)
  *
+ * <p>A chat or embeddings call answered on its connection, without an {@code Idempotency-Key} and
+ * not stored, is kept in its worker's memory only ({@link #inMemory}, docs/adr/0007): its id is the
+ * prefix, {@code m} and a random UUID ({@code m} is not a hex digit, so no other id looks like it).
+ *
  * <p>The prefix also says whether a client reads the task back after it ended ({@link #readBack}):
  * only async tasks ({@code task-}, through {@code /v1/tasks}) and stored completions. Everything
  * else (a chat or embeddings call answered on its connection) is {@link TaskRetention#TRANSIENT}:
@@ -32,8 +36,28 @@ final class TaskIds {
 
   private TaskIds() {}
 
+  /** Marks the id of a task kept in memory only, right after its prefix. */
+  static final String IN_MEMORY = "m";
+
   static String chat(String owner, Optional<String> idempotencyKey, boolean store) {
-    return make(store ? STORED_CHAT : CHAT, owner, idempotencyKey);
+    return store ? make(STORED_CHAT, owner, idempotencyKey) : answered(CHAT, owner, idempotencyKey);
+  }
+
+  static String embeddings(String owner, Optional<String> idempotencyKey) {
+    return answered(EMBEDDINGS, owner, idempotencyKey);
+  }
+
+  /**
+   * A call answered on its connection: in memory unless an Idempotency-Key asks for a retry to find
+   * it after a crash.
+   */
+  private static String answered(String prefix, String owner, Optional<String> idempotencyKey) {
+    return idempotencyKey.isPresent() ? make(prefix, owner, idempotencyKey) : make(prefix + IN_MEMORY, owner, idempotencyKey);
+  }
+
+  /** Whether the task lives in its worker's memory only (TaskProtocol.MEMORY_TYPE_KEY). */
+  static boolean inMemory(String id) {
+    return id.startsWith(CHAT + IN_MEMORY) || id.startsWith(EMBEDDINGS + IN_MEMORY);
   }
 
   static String make(String prefix, String owner, Optional<String> idempotencyKey) {

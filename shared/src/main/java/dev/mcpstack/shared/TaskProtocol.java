@@ -13,6 +13,13 @@ import org.apache.pekko.util.ByteString;
 public interface TaskProtocol {
   EntityTypeKey<Command> TYPE_KEY = EntityTypeKey.create(Command.class, "Task");
 
+  /**
+   * Tasks whose events live only in their worker's memory: chats and embeddings answered on the
+   * client's connection without an {@code Idempotency-Key} (docs/adr/0007). Same protocol; a crash
+   * loses them, and the api-node holding the request submits it again or reports the break.
+   */
+  EntityTypeKey<Command> MEMORY_TYPE_KEY = EntityTypeKey.create(Command.class, "MemoryTask");
+
   /** Cluster role that hosts task entities. */
   String WORKER_ROLE = "worker";
 

@@ -489,10 +489,39 @@ class LocalClusterFailoverIT {
     assertEquals("succeeded", resumed.path("status").asText(), resumed.toString());
     // resumed elsewhere: a new attempt (more if the shard moved again while the new worker joined)
     assertTrue(resumed.path("attempts").asInt() >= 2, resumed.toString());
-    simFaults(env, "{}");
     System.out.printf(
         "kill -9 mid-stream: after output the client got an error event %d ms after the kill, the task failed without a new attempt; before output the stream went on from another worker (%d attempts, one answer)%n",
         detected, resumed.path("attempts").asInt());
+
+    // the same two cases for a chat kept in memory only (no Idempotency-Key: docs/adr/0007), now on
+    // worker-3, the only worker
+    simFaults(env, "{\"tokensPerSecond\":2}");
+    long chatsBeforeMemory = simChatRequests(env);
+    Streamed memoryPartial = Streamed.open(http, apiPort, key, null, prompt);
+    memoryPartial.awaitContent();
+    long memoryKilled = kill9(dir, "worker-3");
+    memoryPartial.awaitEnd();
+    long memoryDetected = (System.nanoTime() - memoryKilled) / 1_000_000;
+    assertTrue(memoryPartial.events().get(memoryPartial.events().size() - 1).contains("\"error\""), memoryPartial.raw());
+    assertTrue(!memoryPartial.raw().contains("[DONE]"), memoryPartial.raw());
+    assertTrue(expected.startsWith(memoryPartial.content()) && memoryPartial.content().length() < expected.length(),
+        "a part of one answer, nothing twice: '" + memoryPartial.content() + "'");
+    script(env, "restart worker-1", log);
+
+    simFaults(env, "{\"timeToFirstTokenMs\":6000,\"tokensPerSecond\":40}");
+    Streamed memoryWhole = Streamed.open(http, apiPort, key, null, prompt);
+    awaitSimChatRequests(env, chatsBeforeMemory + 2);
+    kill9(dir, "worker-1"); // the only worker: the task and its memory are gone with it
+    script(env, "restart worker-2", log);
+    memoryWhole.awaitEnd();
+    assertTrue(memoryWhole.raw().trim().endsWith("data: [DONE]"), memoryWhole.raw());
+    assertEquals(expected, memoryWhole.content(), "one whole answer: the api-node submitted the chat again");
+    // the interrupted one was not sent again; the lost one was sent once more
+    assertEquals(chatsBeforeMemory + 3, simChatRequests(env));
+    simFaults(env, "{}");
+    System.out.printf(
+        "kill -9 mid-stream, chat in memory: after output an error event %d ms after the kill, nothing sent again; before output the api-node submitted it again and the client got one whole answer%n",
+        memoryDetected);
   }
 
   private HttpResponse<String> send(int port, String path, String key, String body) throws Exception {
@@ -594,18 +623,19 @@ class LocalClusterFailoverIT {
 
     static Streamed open(HttpClient http, int port, String key, String idempotencyKey, String prompt) {
       Streamed s = new Streamed();
-      HttpRequest request =
+      HttpRequest.Builder request =
           HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/v1/chat/completions"))
               .timeout(Duration.ofSeconds(180))
               .header("Content-Type", "application/json")
               .header("Authorization", "Bearer " + key)
-              .header("Idempotency-Key", idempotencyKey)
               .POST(
                   HttpRequest.BodyPublishers.ofString(
                       "{\"model\":\"sim-small\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\""
-                          + prompt + "\"}]}"))
-              .build();
-      http.sendAsync(request, HttpResponse.BodyHandlers.ofLines())
+                          + prompt + "\"}]}"));
+      if (idempotencyKey != null) { // without one the chat is kept in memory only
+        request.header("Idempotency-Key", idempotencyKey);
+      }
+      http.sendAsync(request.build(), HttpResponse.BodyHandlers.ofLines())
           .thenAccept(r -> r.body().forEach(s.lines::add))
           .whenComplete((v, e) -> s.ended.complete(null));
       return s;

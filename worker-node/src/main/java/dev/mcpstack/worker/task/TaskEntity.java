@@ -47,6 +47,9 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.sharding.typed.javadsl.Entity;
 import org.apache.pekko.persistence.typed.PersistenceId;
+import dev.mcpstack.worker.journal.MemoryJournal;
+import org.apache.pekko.cluster.sharding.typed.ClusterShardingSettings;
+import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 import org.apache.pekko.persistence.typed.RecoveryCompleted;
 import org.apache.pekko.persistence.typed.javadsl.CommandHandlerWithReply;
 import org.apache.pekko.persistence.typed.javadsl.CommandHandlerWithReplyBuilder;
@@ -195,23 +198,54 @@ public final class TaskEntity
   /** How long a delta may wait for its OutputStarted event to be written. */
   private static final Duration OUTPUT_GATE_TIMEOUT = Duration.ofSeconds(30);
 
-  /** Starts sharding of tasks on this node; entities live only on nodes with the worker role. */
+  /**
+   * Where a task's events are written (docs/adr/0007). Each kind is an entity type of its own, so an
+   * id's kind is known wherever the id is (the api-node puts it in the id).
+   */
+  public enum Durability {
+    /** The journal's database: survives a crash, restarted by remember-entities on a survivor. */
+    DATABASE(TaskProtocol.TYPE_KEY, "", "", true),
+    /**
+     * This JVM's memory ({@link MemoryJournal}): a crash loses the task, its client's api-node submits
+     * it again or ends the response with an error. Not remembered, no snapshots.
+     */
+    MEMORY(TaskProtocol.MEMORY_TYPE_KEY, "mcp.memory-journal", "pekko.persistence.no-snapshot-store", false);
+
+    final EntityTypeKey<Command> typeKey;
+    final String journalPluginId;
+    final String snapshotPluginId;
+    final boolean remembered;
+
+    Durability(EntityTypeKey<Command> typeKey, String journalPluginId, String snapshotPluginId, boolean remembered) {
+      this.typeKey = typeKey;
+      this.journalPluginId = journalPluginId;
+      this.snapshotPluginId = snapshotPluginId;
+      this.remembered = remembered;
+    }
+  }
+
+  /** Starts sharding of tasks of both kinds on this node; entities live only on worker nodes. */
   public static void init(
       ActorSystem<?> system, TaskSettings settings, AttemptRunner runner, FinishListener onFinished) {
-    ClusterSharding.get(system)
-        .init(
-            Entity.of(
-                    TaskProtocol.TYPE_KEY,
-                    ctx ->
-                        create(
-                            ctx.getEntityId(),
-                            settings,
-                            runner,
-                            Clock.systemUTC(),
-                            () -> ThreadLocalRandom.current().nextDouble(),
-                            ctx.getShard(),
-                            onFinished))
-                .withRole(TaskProtocol.WORKER_ROLE));
+    for (Durability durability : Durability.values()) {
+      ClusterSharding.get(system)
+          .init(
+              Entity.of(
+                      durability.typeKey,
+                      ctx ->
+                          create(
+                              ctx.getEntityId(),
+                              durability,
+                              settings,
+                              runner,
+                              Clock.systemUTC(),
+                              () -> ThreadLocalRandom.current().nextDouble(),
+                              ctx.getShard(),
+                              onFinished))
+                  .withSettings(
+                      ClusterShardingSettings.create(system).withRememberEntities(durability.remembered))
+                  .withRole(TaskProtocol.WORKER_ROLE));
+    }
   }
 
   /**
@@ -225,7 +259,7 @@ public final class TaskEntity
       Clock clock,
       DoubleSupplier jitter,
       ActorRef<ClusterSharding.ShardCommand> shard) {
-    return create(taskId, settings, runner, clock, jitter, shard, (state, recovered) -> {});
+    return create(taskId, Durability.DATABASE, settings, runner, clock, jitter, shard, (state, recovered) -> {});
   }
 
   /** Told when a task has ended: its key's hold is freed and its usage recorded. */
@@ -241,6 +275,7 @@ public final class TaskEntity
   /** @param onFinished told when the task ends, and when a finished task is recovered */
   public static Behavior<Command> create(
       String taskId,
+      Durability durability,
       TaskSettings settings,
       AttemptRunner runner,
       Clock clock,
@@ -252,10 +287,11 @@ public final class TaskEntity
             Behaviors.withTimers(
                 timers ->
                     new TaskEntity(
-                        taskId, settings, runner, clock, jitter, shard, onFinished, ctx, timers)));
+                        taskId, durability, settings, runner, clock, jitter, shard, onFinished, ctx, timers)));
   }
 
   private final String taskId;
+  private final Durability durability;
   private final TaskSettings settings;
   private final AttemptRunner runner;
   private final Clock clock;
@@ -287,6 +323,7 @@ public final class TaskEntity
 
   private TaskEntity(
       String taskId,
+      Durability durability,
       TaskSettings settings,
       AttemptRunner runner,
       Clock clock,
@@ -296,10 +333,11 @@ public final class TaskEntity
       ActorContext<Command> ctx,
       TimerScheduler<Command> timers) {
     super(
-        PersistenceId.of(TaskProtocol.TYPE_KEY.name(), taskId),
+        PersistenceId.of(durability.typeKey.name(), taskId),
         SupervisorStrategy.restartWithBackoff(
             settings.journalRestartMin(), settings.journalRestartMax(), 0.2));
     this.taskId = taskId;
+    this.durability = durability;
     this.settings = settings;
     this.runner = runner;
     this.clock = clock;
@@ -319,12 +357,27 @@ public final class TaskEntity
   }
 
   @Override
+  public String journalPluginId() {
+    return durability.journalPluginId;
+  }
+
+  @Override
+  public String snapshotPluginId() {
+    return durability.snapshotPluginId;
+  }
+
+  @Override
   public RetentionCriteria retentionCriteria() {
-    return RetentionCriteria.snapshotEvery(settings.snapshotEvery(), 2);
+    return durability == Durability.MEMORY
+        ? RetentionCriteria.disabled()
+        : RetentionCriteria.snapshotEvery(settings.snapshotEvery(), 2);
   }
 
   @Override
   public Set<String> tagsFor(Event event) {
+    if (durability == Durability.MEMORY) {
+      return Set.of(); // tags serve the retention cleaner's queries of the database
+    }
     if (event instanceof TaskSubmitted submitted) {
       return submitted.retention() == TaskRetention.TRANSIENT ? Set.of(TRANSIENT_TAG) : Set.of();
     }
@@ -876,7 +929,12 @@ public final class TaskEntity
     onFinished.finished(state, false);
     WorkerMetrics.taskFinished(state.spec().kind(), state.status());
     timers.startSingleTimer(
-        PASSIVATE_TIMER, PassivateFinished.INSTANCE, settings.passivateFinishedAfter());
+        PASSIVATE_TIMER, PassivateFinished.INSTANCE, passivateFinishedAfter());
+  }
+
+  /** A task in memory serves no reads once its followers had the end: it goes soon. */
+  private Duration passivateFinishedAfter() {
+    return durability == Durability.MEMORY ? settings.memoryPassivateFinishedAfter() : settings.passivateFinishedAfter();
   }
 
   private void releasePlace() {
@@ -918,10 +976,17 @@ public final class TaskEntity
                 }
                 // finished, or never submitted (a look-up of an unknown id): stop after a while
                 timers.startSingleTimer(
-                    PASSIVATE_TIMER, PassivateFinished.INSTANCE, settings.passivateFinishedAfter());
+                    PASSIVATE_TIMER, PassivateFinished.INSTANCE, passivateFinishedAfter());
               }
             })
-        .onSignal(PostStop.instance(), state -> releasePlace())
+        .onSignal(
+            PostStop.instance(),
+            state -> {
+              releasePlace();
+              if (durability == Durability.MEMORY) {
+                MemoryJournal.Events.get(ctx.getSystem()).forget(persistenceId().id());
+              }
+            })
         .onSignal(PreRestart.instance(), state -> releasePlace())
         .build();
   }

@@ -1,6 +1,7 @@
 package dev.mcpstack.worker.task;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -26,6 +27,7 @@ import dev.mcpstack.shared.TaskUpdate;
 import dev.mcpstack.shared.Usage;
 import dev.mcpstack.worker.task.TaskEntity.AttemptStarted;
 import dev.mcpstack.worker.task.TaskEntity.TaskSubmitted;
+import dev.mcpstack.worker.journal.MemoryJournal;
 import dev.mcpstack.worker.testkit.MutableClock;
 import dev.mcpstack.worker.testkit.ScriptedRunner;
 import java.time.Duration;
@@ -53,6 +55,7 @@ class TaskEntityTest {
           Duration.ofSeconds(60),
           Duration.ofMinutes(10),
           Duration.ofSeconds(30),
+          Duration.ofSeconds(1),
           100,
           Duration.ofMillis(100),
           Duration.ofSeconds(1),
@@ -480,6 +483,37 @@ class TaskEntityTest {
     submit(chat(false), null);
     var inspected = kit.<TaskReply>runCommand(r -> new TaskProtocol.Inspect(r));
     assertEquals("alice", ((TaskReply.Ok) inspected.reply()).view().owner());
+  }
+
+  @Test
+  void aTaskInMemoryKeepsItsEventsOnlyWhileItsEntityLives() {
+    String id = "chatcmpl-m" + UUID.randomUUID().toString().replace("-", "");
+    String persistenceId = TaskProtocol.MEMORY_TYPE_KEY.name() + "|" + id;
+    MemoryJournal.Events kept = MemoryJournal.Events.get(testKit.system());
+    TestProbe<TaskReply> replies = testKit.createTestProbe();
+    var entity =
+        testKit.spawn(
+            TaskEntity.create(
+                id, TaskEntity.Durability.MEMORY, SETTINGS, runner, clock, () -> 1.0, null, (state, recovered) -> {}));
+    entity.tell(new Submit(chat(false), "alice", null, true, replies.ref()));
+    follow(replies.receiveMessage(), updates);
+    assertTrue(kept.has(persistenceId), "the submission is in this JVM's memory");
+
+    runner.next().result().complete(result("hello"));
+    assertEquals("hello", awaitStatus(TaskStatus.SUCCEEDED).view().result().body().at("/choices/0/message/content").asText());
+    replies.expectNoMessage(Duration.ZERO);
+    TestProbe<Object> watcher = testKit.createTestProbe();
+    pass(SETTINGS.memoryPassivateFinishedAfter());
+    watcher.expectTerminated(entity, Duration.ofSeconds(10));
+    assertFalse(kept.has(persistenceId), "a stopped task leaves nothing in memory");
+
+    // the same id again (what a restart on another node would see): nothing is known of it
+    var again =
+        testKit.spawn(
+            TaskEntity.create(
+                id, TaskEntity.Durability.MEMORY, SETTINGS, runner, clock, () -> 1.0, null, (state, recovered) -> {}));
+    again.tell(new Get("alice", replies.ref()));
+    assertEquals(ErrorCode.NOT_FOUND, ((TaskReply.Rejected) replies.receiveMessage()).error().code());
   }
 
   @Test
