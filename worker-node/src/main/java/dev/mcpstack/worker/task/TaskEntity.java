@@ -203,7 +203,10 @@ public final class TaskEntity
    * id's kind is known wherever the id is (the api-node puts it in the id).
    */
   public enum Durability {
-    /** The journal's database: survives a crash, restarted by remember-entities on a survivor. */
+    /**
+     * The journal's database: survives a crash, restarted on a survivor by remember-entities (when
+     * configured, as the nodes' configuration does).
+     */
     DATABASE(TaskProtocol.TYPE_KEY, "", "", true),
     /**
      * This JVM's memory ({@link MemoryJournal}): a crash loses the task, its client's api-node submits
@@ -242,10 +245,15 @@ public final class TaskEntity
                               () -> ThreadLocalRandom.current().nextDouble(),
                               ctx.getShard(),
                               onFinished))
-                  .withSettings(
-                      ClusterShardingSettings.create(system).withRememberEntities(durability.remembered))
+                  .withSettings(settings(system, durability))
                   .withRole(TaskProtocol.WORKER_ROLE));
     }
+  }
+
+  /** The configured sharding settings; a task in memory is never remembered (nothing to resume). */
+  private static ClusterShardingSettings settings(ActorSystem<?> system, Durability durability) {
+    ClusterShardingSettings configured = ClusterShardingSettings.create(system);
+    return durability.remembered ? configured : configured.withRememberEntities(false);
   }
 
   /**
