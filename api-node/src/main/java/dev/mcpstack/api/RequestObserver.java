@@ -45,7 +45,7 @@ final class RequestObserver {
                 () -> mapResponse(response -> completed(exchange, request, response), inner)));
   }
 
-  private HttpResponse completed(Exchange exchange, HttpRequest request, HttpResponse response) {
+  HttpResponse completed(Exchange exchange, HttpRequest request, HttpResponse response) {
     ResponseEntity entity = response.entity();
     if (!entity.isChunked()) {
       done(exchange, request, response, null);
