@@ -51,13 +51,14 @@ final class RequestObserver {
       done(exchange, request, response, null);
       return response;
     }
-    // a stream: it is over when its last chunk was sent, or the client went away
-    HttpMetrics.streamOpened();
+    // a stream: open once the server runs it, over when its last chunk was sent or the client went
+    // away (one the server never ran, its client gone before the response, is neither)
     Source<ByteString, Object> observed =
         entity
             .getDataBytes()
             .watchTermination(
                 (mat, finished) -> {
+                  HttpMetrics.streamOpened();
                   finished.whenComplete(
                       (ok, e) -> {
                         HttpMetrics.streamClosed();
