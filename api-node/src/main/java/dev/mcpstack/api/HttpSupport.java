@@ -160,9 +160,15 @@ final class HttpSupport {
                                 body ->
                                     exchange(
                                         exchange -> {
-                                          exchange.model(body.path("model").textValue());
+                                          exchange.model(requestedModel(body));
                                           return handler.handle(body, caller, key);
                                         })))));
+  }
+
+  /** The model a submission names, for the access log: its own, or its task request's (POST /v1/tasks); null if none. */
+  static String requestedModel(JsonNode body) {
+    String model = body.path("model").textValue();
+    return model != null ? model : body.path("request").path("model").textValue();
   }
 
   /** The validated {@code Idempotency-Key} header, if any. */

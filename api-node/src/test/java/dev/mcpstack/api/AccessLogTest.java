@@ -156,6 +156,17 @@ class AccessLogTest {
     assertEquals(404, api.get("/no/such/path/abc", headers("req-log-unmatched", false)).statusCode());
     assertEquals("unmatched", line("req-log-unmatched").get("route"));
 
+    HttpResponse<String> task =
+        api.post(
+            "/v1/tasks",
+            "{\"kind\":\"chat\",\"request\":" + chatBody(SECRET_PROMPT) + "}",
+            headers("req-log-task", true));
+    assertEquals(202, task.statusCode(), task.body());
+    Map<String, Object> submitted = line("req-log-task");
+    assertEquals("/v1/tasks", submitted.get("route"));
+    assertEquals(MODEL, submitted.get("model"));
+    assertNothingSecret(submitted);
+
     assertEquals(200, api.get("/health/live", headers("req-log-live", false)).statusCode());
     assertEquals("/health/live", line("req-log-live").get("route"));
   }
