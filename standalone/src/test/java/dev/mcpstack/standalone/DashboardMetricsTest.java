@@ -90,6 +90,8 @@ class DashboardMetricsTest {
     for (Path file : files) {
       for (JsonNode panel : JSON.readTree(file.toFile()).path("panels")) {
         for (JsonNode target : panel.path("targets")) {
+          // the data source Grafana is provisioned with (grafana/provisioning/datasources)
+          assertEquals("mcp-prometheus", target.path("datasource").path("uid").asText(), panel.path("title").asText());
           byPanel
               .computeIfAbsent(file.getFileName() + ": " + panel.path("title").asText(), k -> new TreeSet<>())
               .addAll(metricNames(target.path("expr").asText()));
@@ -111,6 +113,18 @@ class DashboardMetricsTest {
       }
     }
     return byAlert;
+  }
+
+  @Test
+  void composeProvisionsTheDashboardsAndLoadsTheRules() throws Exception {
+    Path compose = repository().resolve("deploy/compose");
+    String services = Files.readString(compose.resolve("docker-compose.yml"));
+    assertTrue(services.contains("./grafana/dashboards:/etc/grafana/dashboards:ro"), "dashboards mounted");
+    assertTrue(services.contains("./alerts.yml:/etc/prometheus/alerts.yml:ro"), "rules mounted");
+    assertTrue(
+        Files.readString(compose.resolve("grafana/provisioning/dashboards/mcp-stack.yml")).contains("path: /etc/grafana/dashboards"),
+        "the provider reads the mounted dashboards");
+    assertTrue(Files.readString(compose.resolve("prometheus.yml")).contains("- /etc/prometheus/alerts.yml"), "rule_files");
   }
 
   @Test
