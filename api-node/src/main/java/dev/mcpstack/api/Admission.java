@@ -67,6 +67,7 @@ final class Admission {
    */
   void enter() {
     if (!inFlight.tryAcquire()) {
+      HttpMetrics.rejected("node_at_capacity");
       throw ApiError.of(
           ErrorCode.UNAVAILABLE, "This node is at its limit of " + settings.maxInFlight() + " open calls; try again shortly.");
     }

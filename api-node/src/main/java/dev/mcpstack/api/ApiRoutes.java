@@ -21,7 +21,8 @@ import org.apache.pekko.http.scaladsl.model.EntityStreamSizeException;
 
 /**
  * The whole HTTP API: a request id for every request (the client's sane {@code X-Request-Id} or a
- * fresh one, echoed in the response), then the route classes, sealed by this node's own rejection
+ * fresh one, echoed in the response), observed for the access log and the HTTP metrics ({@link
+ * RequestObserver}), then the route classes, sealed by this node's own rejection
  * and exception handlers so that every failure, 404 and 405 included, has OpenAI's error shape.
  */
 final class ApiRoutes {
@@ -35,6 +36,7 @@ final class ApiRoutes {
   private final AdminRoutes admin;
   private final UsageRoutes usage;
   private final Cors cors;
+  private final RequestObserver observer;
 
   ApiRoutes(HttpSupport http, TaskClient taskClient, Workers workers, KeyStore keys) {
     this.http = http;
@@ -46,6 +48,7 @@ final class ApiRoutes {
     this.usage = new UsageRoutes(http, keys);
     this.admin = new AdminRoutes(http, taskClient, workers, new KeyAdminRoutes(http, keys, usage), tasks);
     this.cors = Cors.of(http);
+    this.observer = new RequestObserver(http.system.settings().config());
   }
 
   Route route() {
@@ -53,7 +56,7 @@ final class ApiRoutes {
         RequestIds.HEADER,
         incoming -> {
           String requestId = RequestIds.accept(incoming);
-          return respondWithHeader(
+          return observer.observe(requestId, () -> respondWithHeader(
               RawHeader.create(RequestIds.HEADER, requestId),
               () -> cors.route(requestId, () ->
                   handleExceptions(
@@ -76,7 +79,7 @@ final class ApiRoutes {
                                               tasks.route(requestId),
                                               models.route(requestId),
                                               usage.route(requestId),
-                                              admin.route(requestId)))))));
+                                              admin.route(requestId))))))));
         });
   }
 

@@ -137,7 +137,8 @@ final class ChatRoutes {
                             new ChatStream(
                                 http, id, submitted.createdAt().getEpochSecond(), spec.model(), includeUsage, requestId);
                         return Sse.response(
-                            events(chunks, Source.from(first).concat(prefixAndTail.second()), id, owner, done));
+                                events(chunks, Source.from(first).concat(prefixAndTail.second()), id, owner, done))
+                            .addAttribute(Exchange.OUTCOME, chunks);
                       });
             });
   }
@@ -177,9 +178,11 @@ final class ChatRoutes {
 
   /** A finished synchronous task as the OpenAI answer or error. */
   private HttpResponse finished(TaskView view, String requestId) {
-    return view.status() == TaskStatus.SUCCEEDED
-        ? http.json(StatusCodes.OK, http.taskJson.result(view))
-        : http.failure(TaskJson.failureOf(view), requestId);
+    return Exchange.finished(
+        view.status() == TaskStatus.SUCCEEDED
+            ? http.json(StatusCodes.OK, http.taskJson.result(view))
+            : http.failure(TaskJson.failureOf(view), requestId),
+        view);
   }
 
   private Route stored(String id, String owner, String requestId) {

@@ -22,9 +22,10 @@ import org.apache.pekko.util.ByteString;
  * them: content, tool calls, refusal, reasoning fields, logprobs, finish reasons, every choice
  * index), an optional usage chunk, then {@code [DONE]}; or an error event when the task fails. The
  * chunk's {@code id}, {@code object}, {@code created} and {@code model} are the stack's own. Not
- * thread-safe: one per stream.
+ * thread-safe: one per stream. It is also the stream's {@link Exchange.Outcome} for the access log:
+ * when the first content went out, and how the task ended.
  */
-final class ChatStream {
+final class ChatStream implements Exchange.Outcome {
   private final HttpSupport http;
   private final ObjectMapper json;
   private final String id;
@@ -37,6 +38,10 @@ final class ChatStream {
   /** Choice indices whose finish_reason the client has seen: later deltas for them are dropped. */
   private final Set<Integer> finishedChoices = new HashSet<>();
   private volatile boolean over;
+  /** For the access log: when the first delta went out, the task's end, the error event sent. */
+  private volatile long firstDeltaNanos;
+  private volatile TaskView end;
+  private volatile ErrorCode errorSent;
 
   ChatStream(HttpSupport http, String id, long created, String model, boolean includeUsage, String requestId) {
     this.http = http;
@@ -68,6 +73,9 @@ final class ChatStream {
       ArrayNode choices = relayable(d.choices() != null ? d.choices() : textChoices(d));
       if (!choices.isEmpty()) {
         out.add(chunk(choices));
+        if (!deltaSent) {
+          firstDeltaNanos = System.nanoTime();
+        }
         deltaSent = true;
       }
     } else if (update instanceof TaskUpdate.StatusChanged sc && sc.view().status().isTerminal()) {
@@ -77,6 +85,7 @@ final class ChatStream {
   }
 
   private void terminal(TaskView view, List<ByteString> out) {
+    end = view;
     if (view.status() != TaskStatus.SUCCEEDED) {
       TaskError error = TaskJson.failureOf(view);
       out.add(error(error.code(), error.message()));
@@ -197,6 +206,7 @@ final class ChatStream {
   /** The last event of a stream that broke: an OpenAI error object. */
   ByteString error(ErrorCode code, String message) {
     over = true;
+    errorSent = code;
     return Sse.data(http.errors.text(http.errors.body(code, message, null, requestId)));
   }
 
@@ -209,6 +219,39 @@ final class ChatStream {
     ObjectNode n = base();
     n.set("choices", choices);
     return Sse.data(http.errors.text(n));
+  }
+
+  @Override
+  public String model() {
+    return model;
+  }
+
+  @Override
+  public int attempts() {
+    TaskView view = end;
+    return view == null ? 0 : view.attempts();
+  }
+
+  @Override
+  public dev.mcpstack.shared.Usage usage() {
+    TaskView view = end;
+    return view == null || view.result() == null ? null : view.result().usage();
+  }
+
+  @Override
+  public String upstream() {
+    TaskView view = end;
+    return view == null || view.result() == null ? null : view.result().upstream();
+  }
+
+  @Override
+  public long firstTokenNanos() {
+    return firstDeltaNanos;
+  }
+
+  @Override
+  public ErrorCode streamError() {
+    return errorSent;
   }
 
   private ObjectNode base() {

@@ -58,6 +58,7 @@ final class ErrorResponses {
     }
     return HttpResponse.create()
         .withStatus(StatusCodes.get(code.httpStatus()))
+        .addAttribute(Exchange.ERROR, code)
         .addHeaders(headers)
         .withEntity(HttpEntities.create(ContentTypes.APPLICATION_JSON, text(body(code, message, param, requestId))));
   }

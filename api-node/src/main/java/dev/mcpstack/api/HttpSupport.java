@@ -114,7 +114,20 @@ final class HttpSupport {
 
   /** The caller; 401 when the {@link Authenticator} refuses the bearer token. */
   Route authenticated(Function<Caller, Route> inner) {
-    return bearerToken(token -> inner.apply(authenticator.authenticate(token)));
+    return bearerToken(
+        token -> {
+          Caller caller = authenticator.authenticate(token);
+          return exchange(
+              exchange -> {
+                exchange.caller(caller);
+                return inner.apply(caller);
+              });
+        });
+  }
+
+  /** The request's {@link Exchange}, for what the access log should know (a fresh one outside {@link RequestObserver}). */
+  static Route exchange(Function<Exchange, Route> inner) {
+    return optionalAttribute(Exchange.KEY, e -> inner.apply(e.orElseGet(() -> new Exchange("", System.nanoTime()))));
   }
 
   /** The token of an {@code Authorization: Bearer <token>} header, if the request has one. */
@@ -140,7 +153,22 @@ final class HttpSupport {
     return post(
         () ->
             authenticated(
-                caller -> idempotencyKey(key -> jsonBody(body -> handler.handle(body, caller, key)))));
+                caller ->
+                    idempotencyKey(
+                        key ->
+                            jsonBody(
+                                body ->
+                                    exchange(
+                                        exchange -> {
+                                          exchange.model(requestedModel(body));
+                                          return handler.handle(body, caller, key);
+                                        })))));
+  }
+
+  /** The model a submission names, for the access log: its own, or its task request's (POST /v1/tasks); null if none. */
+  static String requestedModel(JsonNode body) {
+    String model = body.path("model").textValue();
+    return model != null ? model : body.path("request").path("model").textValue();
   }
 
   /** The validated {@code Idempotency-Key} header, if any. */
@@ -206,7 +234,7 @@ final class HttpSupport {
       return ApiError.of(
           ErrorCode.UNAVAILABLE, "The client fell too far behind the event stream; it was closed.");
     }
-    log.error("request {} failed unexpectedly", requestId, cause);
+    log.atError().addKeyValue("request_id", requestId).setCause(cause).log("request {} failed unexpectedly", requestId);
     return ApiError.of(
         ErrorCode.INTERNAL,
         "The server had an error while processing your request. Quote request id " + requestId + " when reporting it.");

@@ -162,6 +162,7 @@ public final class Node {
         WorkerNode.start(system, workerConfig);
       }
       ServerBinding binding = api ? await(ApiNode.start(system), timeout) : null;
+      NodeGauges.start(system, config);
       return new Node(system, binding, simulator);
     } catch (Exception e) {
       system.terminate();

@@ -7,10 +7,12 @@ import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executor;
+import dev.mcpstack.worker.metrics.WorkerMetrics;
 
 /**
  * Whether the journal database answers. Readiness is asked often (every probe of every api-node),
- * so one answer serves for {@link #FRESH}; the check itself runs on the blocking-IO executor.
+ * so one answer serves for {@link #FRESH}; the check itself runs on the blocking-IO executor. Every
+ * check is a metric ({@link WorkerMetrics#journalProbe}); nodes also check periodically for it.
  */
 public final class JournalHealth {
   static final Duration FRESH = Duration.ofSeconds(5);
@@ -35,10 +37,14 @@ public final class JournalHealth {
   }
 
   private boolean check() {
+    long start = System.nanoTime();
+    boolean ok;
     try (Connection c = Journal.connect(config)) {
-      return c.isValid(2);
+      ok = c.isValid(2);
     } catch (SQLException e) {
-      return false;
+      ok = false;
     }
+    WorkerMetrics.journalProbe(Duration.ofNanos(System.nanoTime() - start), ok);
+    return ok;
   }
 }

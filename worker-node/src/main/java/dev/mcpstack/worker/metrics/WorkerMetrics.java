@@ -6,6 +6,7 @@ import dev.mcpstack.shared.TaskStatus;
 import java.time.Duration;
 import java.util.function.IntSupplier;
 import kamon.Kamon;
+import kamon.metric.Counter;
 import kamon.metric.Gauge;
 import kamon.metric.Histogram;
 import kamon.metric.MeasurementUnit;
@@ -57,6 +58,37 @@ public final class WorkerMetrics {
       Kamon.gauge("mcp.key.budget.used.ratio", "Share of its budget a key spent this period, by key (keys with an alert threshold only)");
   private static final Metric.Gauge BUDGET_ALERT =
       Kamon.gauge("mcp.key.budget.alert", "1 when a key spent its budget's alert share this period, by key");
+
+  private static final Metric.Histogram JOURNAL_PROBE =
+      Kamon.histogram(
+          "mcp.journal.probe.latency",
+          "Time to open a connection to the journal database and check it, by outcome",
+          MeasurementUnit.time().nanoseconds());
+  private static final Counter JOURNAL_PROBE_FAILURES =
+      Kamon.counter("mcp.journal.probe.failures", "Journal checks that failed (connection refused, timeout, invalid)")
+          .withoutTags();
+  private static final Gauge JOURNAL_REACHABLE =
+      Kamon.gauge("mcp.journal.reachable", "1 when the last journal check succeeded, else 0").withoutTags();
+  private static final Gauge ACTIVE_TASKS =
+      Kamon.gauge("mcp.worker.active.tasks", "Unfinished tasks this worker holds (running or waiting to retry)").withoutTags();
+  private static final Gauge MAX_ACTIVE_TASKS =
+      Kamon.gauge("mcp.worker.active.tasks.max", "This worker's bound on unfinished tasks (mcp.worker.tasks.max-active)")
+          .withoutTags();
+
+  /** One journal check: how long it took and whether the database answered. */
+  public static void journalProbe(Duration took, boolean ok) {
+    JOURNAL_PROBE.withTag("outcome", ok ? "ok" : "failed").record(Math.max(0, took.toNanos()));
+    JOURNAL_REACHABLE.update(ok ? 1 : 0);
+    if (!ok) {
+      JOURNAL_PROBE_FAILURES.increment();
+    }
+  }
+
+  /** This worker's unfinished tasks against its bound. */
+  public static void activeTasks(int count, int max) {
+    ACTIVE_TASKS.update(count);
+    MAX_ACTIVE_TASKS.update(max);
+  }
 
   /** Tokens and cost of one finished task (recorded once, where it finished). */
   public static void usage(String model, long promptTokens, long completionTokens, long costMicros) {

@@ -1,0 +1,155 @@
+package dev.mcpstack.api;
+
+import static org.apache.pekko.http.javadsl.server.Directives.*;
+
+import com.typesafe.config.Config;
+import dev.mcpstack.shared.ErrorCode;
+import dev.mcpstack.shared.Usage;
+import java.util.function.Supplier;
+import org.apache.pekko.http.javadsl.model.HttpEntities;
+import org.apache.pekko.http.javadsl.model.HttpRequest;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
+import org.apache.pekko.http.javadsl.model.ResponseEntity;
+import org.apache.pekko.http.javadsl.server.Route;
+import org.apache.pekko.stream.javadsl.Source;
+import org.apache.pekko.util.ByteString;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.slf4j.spi.LoggingEventBuilder;
+
+/**
+ * The one place every request is observed: it wraps the whole route tree, gives the request its
+ * {@link Exchange}, and when the response is complete (a stream: when its last event was sent or
+ * the client left) writes one access-log line on the logger {@code mcp.access} and records the
+ * HTTP metrics ({@link HttpMetrics}). The line's fields are SLF4J key-value pairs, rendered as JSON
+ * fields or as {@code key=value} by the logback configuration ({@code LOG_FORMAT}): time, request
+ * id, key id (its public id, never the key), tenant, method, route template, status, error code,
+ * model, upstream, attempts, tokens, time to first token, duration. Never a prompt or a completion.
+ */
+final class RequestObserver {
+  static final Logger ACCESS = LoggerFactory.getLogger("mcp.access");
+
+  private final boolean accessLog;
+
+  RequestObserver(Config config) {
+    this.accessLog = config.getBoolean("mcp.api.access-log.enabled");
+  }
+
+  /** {@code inner}, observed as the request {@code requestId}. */
+  Route observe(String requestId, Supplier<Route> inner) {
+    Exchange exchange = new Exchange(requestId, System.nanoTime());
+    return extractRequest(
+        request ->
+            mapRequest(
+                r -> r.addAttribute(Exchange.KEY, exchange),
+                () -> mapResponse(response -> completed(exchange, request, response), inner)));
+  }
+
+  HttpResponse completed(Exchange exchange, HttpRequest request, HttpResponse response) {
+    ResponseEntity entity = response.entity();
+    if (!entity.isChunked()) {
+      done(exchange, request, response, null);
+      return response;
+    }
+    // a stream: open once the server runs it, over when its last chunk was sent or the client went
+    // away (one the server never ran, its client gone before the response, is neither)
+    Source<ByteString, Object> observed =
+        entity
+            .getDataBytes()
+            .watchTermination(
+                (mat, finished) -> {
+                  HttpMetrics.streamOpened();
+                  finished.whenComplete(
+                      (ok, e) -> {
+                        HttpMetrics.streamClosed();
+                        done(exchange, request, response, e);
+                      });
+                  return mat;
+                });
+    return response.withEntity(HttpEntities.createChunked(entity.getContentType(), observed));
+  }
+
+  private void done(Exchange exchange, HttpRequest request, HttpResponse response, Throwable broken) {
+    long end = System.nanoTime();
+    int status = response.status().intValue();
+    ErrorCode code = response.getAttribute(Exchange.ERROR).orElse(null);
+    Exchange.Outcome outcome = response.getAttribute(Exchange.OUTCOME).orElse(null);
+    String model = exchange.model();
+    long ttft = 0;
+    if (outcome != null) {
+      if (outcome.streamError() != null) {
+        code = outcome.streamError();
+      }
+      if (outcome.model() != null) {
+        model = outcome.model();
+      }
+      if (outcome.firstTokenNanos() != 0) {
+        ttft = outcome.firstTokenNanos() - exchange.startNanos;
+        HttpMetrics.timeToFirstToken(model == null ? "unknown" : model, ttft);
+      }
+    }
+    String path = request.getUri().path();
+    int route = RouteTemplates.index(path);
+    String method = request.method().value();
+    HttpMetrics.request(route, HttpMetrics.methodIndex(method), status, code, end - exchange.startNanos);
+    if (code != null && HttpMetrics.refusal(code)) {
+      HttpMetrics.rejected(code.code());
+    }
+    if (accessLog && ACCESS.isInfoEnabled()) {
+      log(exchange, method, RouteTemplates.name(route), status, code, model, outcome, ttft, end, broken);
+    }
+  }
+
+  private static void log(
+      Exchange exchange,
+      String method,
+      String route,
+      int status,
+      ErrorCode code,
+      String model,
+      Exchange.Outcome outcome,
+      long ttftNanos,
+      long end,
+      Throwable broken) {
+    double durationMs = (end - exchange.startNanos) / 1e6;
+    LoggingEventBuilder line =
+        ACCESS
+            .atInfo()
+            .addKeyValue("request_id", exchange.requestId)
+            .addKeyValue("method", method)
+            .addKeyValue("route", route)
+            .addKeyValue("status", status);
+    if (code != null) {
+      line.addKeyValue("error_code", code.code());
+    }
+    if (exchange.keyId() != null) {
+      line.addKeyValue("key_id", exchange.keyId());
+    }
+    if (exchange.tenant() != null) {
+      line.addKeyValue("tenant", exchange.tenant());
+    }
+    if (model != null) {
+      line.addKeyValue("model", model);
+    }
+    if (outcome != null) {
+      if (outcome.upstream() != null) {
+        line.addKeyValue("upstream", outcome.upstream());
+      }
+      if (outcome.attempts() > 0) {
+        line.addKeyValue("attempts", outcome.attempts());
+      }
+      Usage usage = outcome.usage();
+      if (usage != null) {
+        line.addKeyValue("prompt_tokens", usage.promptTokens()).addKeyValue("completion_tokens", usage.completionTokens());
+      }
+    }
+    if (ttftNanos > 0) {
+      line.addKeyValue("ttft_ms", Math.round(ttftNanos / 1e4) / 100.0);
+    }
+    line.addKeyValue("duration_ms", Math.round(durationMs * 100) / 100.0);
+    if (broken != null) {
+      line.addKeyValue("stream_broken", broken.getClass().getSimpleName());
+    }
+    line.log("{} {} {}", method, route, status);
+  }
+}
