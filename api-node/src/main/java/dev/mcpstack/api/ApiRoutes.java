@@ -34,6 +34,7 @@ final class ApiRoutes {
   private final ModelRoutes models;
   private final AdminRoutes admin;
   private final UsageRoutes usage;
+  private final McpRoutes mcp;
   private final Cors cors;
 
   ApiRoutes(HttpSupport http, TaskClient taskClient, Workers workers, KeyStore keys) {
@@ -45,6 +46,7 @@ final class ApiRoutes {
     this.models = new ModelRoutes(http, workers);
     this.usage = new UsageRoutes(http, keys);
     this.admin = new AdminRoutes(http, taskClient, workers, new KeyAdminRoutes(http, keys, usage), tasks);
+    this.mcp = new McpRoutes(http, taskClient, tasks, validation, workers);
     this.cors = Cors.of(http);
   }
 
@@ -76,7 +78,8 @@ final class ApiRoutes {
                                               tasks.route(requestId),
                                               models.route(requestId),
                                               usage.route(requestId),
-                                              admin.route(requestId)))))));
+                                              admin.route(requestId),
+                                              mcp.route(requestId)))))));
         });
   }
 
