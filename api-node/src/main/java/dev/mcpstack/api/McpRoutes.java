@@ -4,7 +4,7 @@ import static org.apache.pekko.http.javadsl.server.Directives.*;
 
 import dev.mcpstack.shared.ErrorCode;
 import io.modelcontextprotocol.json.McpJsonMapper;
-import io.modelcontextprotocol.json.jackson2.JacksonMcpJsonMapper;
+import io.modelcontextprotocol.json.McpJsonDefaults;
 import io.modelcontextprotocol.json.schema.jackson2.DefaultJsonSchemaValidator;
 import io.modelcontextprotocol.server.McpAsyncServer;
 import io.modelcontextprotocol.server.McpServer;
@@ -33,7 +33,9 @@ final class McpRoutes {
     this.http = http;
     this.settings = McpSettings.fromConfig(http.system.settings().config());
     this.cors = CorsSettings.fromConfig(http.system.settings().config(), http.settings.environment());
-    McpJsonMapper mapper = new JacksonMcpJsonMapper(http.json);
+    // The SDK's own Jackson mapper, not Pekko's: Pekko's reads untyped JSON (a notification's
+    // params, a tool's nested arguments) into Scala collections, which the SDK does not expect.
+    McpJsonMapper mapper = McpJsonDefaults.getMapper();
     this.transport = new McpTransport(mapper, settings, http.settings.keepaliveInterval());
     McpTools tools = new McpTools(http, taskClient, taskRoutes, validation, workers, mapper, settings);
     this.server =
@@ -46,7 +48,7 @@ final class McpRoutes {
                         + " work in the background.")
                 .capabilities(McpSchema.ServerCapabilities.builder().tools(false).build())
                 .jsonMapper(mapper)
-                .jsonSchemaValidator(new DefaultJsonSchemaValidator(http.json))
+                .jsonSchemaValidator(new DefaultJsonSchemaValidator())
                 .tools(tools.all())
                 .build()
             : null;

@@ -11,6 +11,7 @@ import dev.mcpstack.shared.TaskUpdate;
 import dev.mcpstack.shared.TaskView;
 import io.modelcontextprotocol.common.McpTransportContext;
 import io.modelcontextprotocol.json.McpJsonMapper;
+import io.modelcontextprotocol.json.TypeRef;
 import io.modelcontextprotocol.server.McpAsyncServerExchange;
 import io.modelcontextprotocol.server.McpServerFeatures.AsyncToolSpecification;
 import io.modelcontextprotocol.spec.McpSchema;
@@ -48,6 +49,8 @@ final class McpTools {
   static final String SUBMIT = "submit_task";
   static final String GET = "get_task";
   static final String MODELS = "list_models";
+
+  private static final TypeRef<Map<String, Object>> MAP = new TypeRef<>() {};
 
   private final HttpSupport http;
   private final TaskClient tasks;
@@ -159,7 +162,7 @@ final class McpTools {
 
   private CallToolResult success(JsonNode structured) {
     return CallToolResult.builder()
-        .structuredContent(http.json.convertValue(structured, Map.class))
+        .structuredContent(mapper.convertValue(structured, MAP))
         .addTextContent(http.errors.text(structured))
         .isError(false)
         .build();
@@ -176,7 +179,7 @@ final class McpTools {
       inner.put("retry_after_seconds", retry);
     }
     return CallToolResult.builder()
-        .structuredContent(http.json.convertValue(body, Map.class))
+        .structuredContent(mapper.convertValue(body, MAP))
         .addTextContent(error.code().code() + ": " + error.getMessage())
         .isError(true)
         .build();
