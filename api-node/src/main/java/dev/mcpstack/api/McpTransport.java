@@ -243,7 +243,8 @@ final class McpTransport implements McpStreamableServerTransportProvider {
     running.update(
         session
             .sdk
-            .responseStream(request, stream)
+            .responseStream(stream)
+            .handle(request)
             .contextWrite(ctx -> ctx.put(McpTransportContext.KEY, context))
             .doFinally(signal -> session.inFlight.remove(id, handle))
             .subscribe(

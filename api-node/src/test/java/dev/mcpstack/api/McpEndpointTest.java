@@ -75,7 +75,7 @@ class McpEndpointTest {
   private HttpClientStreamableHttpTransport transport(String bearer) {
     return HttpClientStreamableHttpTransport.builder(api.baseUrl())
         .endpoint("/mcp")
-        .customizeRequest(b -> b.header("Authorization", "Bearer " + bearer))
+        .httpRequestCustomizer((b, method, uri, body, context) -> b.header("Authorization", "Bearer " + bearer))
         .build();
   }
 
