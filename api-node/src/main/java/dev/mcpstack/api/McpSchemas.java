@@ -74,7 +74,9 @@ final class McpSchemas {
           "description":"What the task does; model_warmup is for operators only."},
         "request":{"type":"object","description":"The OpenAI request body: a chat completion request (without stream) or an embeddings request.",
           "required":["model"],"properties":{"model":{"type":"string"}}},
-        "timeout_seconds":{"type":"integer","minimum":1,"description":"How long the task may take; the server's default when absent."}},
+        "timeout_seconds":{"type":"integer","minimum":1,"description":"How long the task may take; the server's default when absent."},
+        "idempotency_key":{"type":"string","minLength":1,"maxLength":255,
+          "description":"Submitting again with the same key answers the same task instead of starting another (as the Idempotency-Key header)."}},
        "required":["kind","request"]}""";
 
   static final String GET_INPUT =

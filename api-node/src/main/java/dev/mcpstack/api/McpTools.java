@@ -326,12 +326,20 @@ final class McpTools {
 
   private Mono<JsonNode> submit(Call call) {
     JsonNode args = call.arguments(http);
-    CompletionStage<TaskRoutes.Submitted> submitted = taskRoutes.submitTask(args, call.caller(), Optional.empty());
+    onlyKnown(args, java.util.Set.of("kind", "request", "timeout_seconds", "idempotency_key"));
+    JsonNode keyNode = ((ObjectNode) args).remove("idempotency_key");
+    if (keyNode != null && !keyNode.isTextual()) {
+      throw ApiError.invalid("idempotency_key", "Invalid 'idempotency_key': expected a string.");
+    }
+    Optional<String> key = TaskIds.idempotencyKey(Optional.ofNullable(keyNode).map(JsonNode::asText));
+    CompletionStage<TaskRoutes.Submitted> submitted = taskRoutes.submitTask(args, call.caller(), key);
     return Mono.fromCompletionStage(submitted).map(s -> http.taskJson.task(s.view()));
   }
 
   private Mono<JsonNode> get(Call call) {
-    JsonNode id = call.arguments(http).get("id");
+    JsonNode args = call.arguments(http);
+    onlyKnown(args, java.util.Set.of("id"));
+    JsonNode id = args.get("id");
     if (id == null || !id.isTextual()) {
       throw ApiError.invalid("id", "Missing required parameter: 'id' (a string).");
     }
@@ -341,6 +349,7 @@ final class McpTools {
   }
 
   private Mono<JsonNode> models(Call call) {
+    onlyKnown(call.arguments(http), java.util.Set.of());
     return Mono.fromCompletionStage(workers::models)
         .map(
             list -> {

@@ -175,10 +175,13 @@ class McpEndpointTest {
     try {
       Map<String, Object> request =
           Map.of("model", MODEL, "messages", List.of(Map.of("role", "user", "content", "in the background")));
-      CallToolResult submitted = client.callTool(call("submit_task", Map.of("kind", "chat", "request", request)));
+      Map<String, Object> arguments = Map.of("kind", "chat", "request", request, "idempotency_key", "agent-run-1");
+      CallToolResult submitted = client.callTool(call("submit_task", arguments));
       assertFalse(submitted.isError(), submitted.toString());
       String id = (String) structured(submitted).get("id");
       assertTrue(id.startsWith("task-"), id);
+      // the same idempotency key answers the same task
+      assertEquals(id, structured(client.callTool(call("submit_task", arguments))).get("id"));
       api.eventually(
           WAIT,
           () -> {
