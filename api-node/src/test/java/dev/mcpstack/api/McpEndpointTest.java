@@ -314,6 +314,21 @@ class McpEndpointTest {
   }
 
   @Test
+  void browserPagesOfOriginsThatCorsRefusesCannotUseIt() throws Exception {
+    String[] common = {"Authorization", "Bearer " + key, "Accept", "application/json, text/event-stream"};
+    HttpResponse<String> evil =
+        api.post("/mcp", initializeMessage(), common[0], common[1], common[2], common[3], "Origin", "http://evil.example");
+    assertEquals(403, evil.statusCode(), evil.body());
+    assertEquals("permission_denied", json(evil).path("error").path("code").asText());
+    HttpResponse<String> local =
+        api.post("/mcp", initializeMessage(), common[0], common[1], common[2], common[3], "Origin", "http://localhost:6274");
+    assertEquals(200, local.statusCode(), local.body());
+    assertTrue(
+        local.headers().allValues("Access-Control-Expose-Headers").stream().anyMatch(v -> v.contains("Mcp-Session-Id")),
+        local.headers().toString());
+  }
+
+  @Test
   void aCallOverTheKeysLimitIsARateLimitError() throws Exception {
     String limited = createKey("{\"tenant\":\"limited-agent\",\"limits\":{\"requests_per_minute\":1}}");
     McpSyncClient client = client(limited);
