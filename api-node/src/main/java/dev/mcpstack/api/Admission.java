@@ -84,12 +84,12 @@ final class Admission {
    * does the task's deadline at the latest, should the call end in a way nobody saw (a client that
    * left before its response started).
    */
-  CompletionStage<HttpResponse> waiting(
+  <T> CompletionStage<T> waiting(
       Caller caller,
       String taskId,
       TaskSpec spec,
       Instant deadline,
-      BiFunction<Admitted, Runnable, CompletionStage<HttpResponse>> work) {
+      BiFunction<Admitted, Runnable, CompletionStage<T>> work) {
     enter();
     AtomicBoolean over = new AtomicBoolean();
     AtomicReference<Cancellable> fallback = new AtomicReference<>();

@@ -35,6 +35,7 @@ final class ApiRoutes {
   private final ModelRoutes models;
   private final AdminRoutes admin;
   private final UsageRoutes usage;
+  private final McpRoutes mcp;
   private final Cors cors;
   private final RequestObserver observer;
 
@@ -47,6 +48,7 @@ final class ApiRoutes {
     this.models = new ModelRoutes(http, workers);
     this.usage = new UsageRoutes(http, keys);
     this.admin = new AdminRoutes(http, taskClient, workers, new KeyAdminRoutes(http, keys, usage), tasks);
+    this.mcp = new McpRoutes(http, taskClient, tasks, validation, workers);
     this.cors = Cors.of(http);
     this.observer = new RequestObserver(http.system.settings().config());
   }
@@ -79,7 +81,8 @@ final class ApiRoutes {
                                               tasks.route(requestId),
                                               models.route(requestId),
                                               usage.route(requestId),
-                                              admin.route(requestId))))))));
+                                              admin.route(requestId),
+                                              mcp.route(requestId))))))));
         });
   }
 

@@ -68,6 +68,27 @@ final class TaskRoutes {
    * mode, may warm models up.
    */
   Route submit(JsonNode body, Caller caller, Optional<String> key, String requestId) {
+    return http.respond(
+        submitTask(body, caller, key)
+            .thenApply(
+                submitted ->
+                    submitted
+                        .admitted()
+                        .decorate(
+                            http.json(StatusCodes.ACCEPTED, http.taskJson.task(submitted.view()))
+                                .addHeader(Location.create("/v1/tasks/" + submitted.view().id())))),
+        requestId);
+  }
+
+  /** A task that {@link #submitTask} started: the limiter's answer and the task as submitted. */
+  record Submitted(Admission.Admitted admitted, TaskView view) {}
+
+  /**
+   * Validates a {@code POST /v1/tasks} body ({@code kind}, {@code request}, {@code
+   * timeout_seconds}), admits it under the caller's limits and submits it: what the HTTP route and
+   * the MCP {@code submit_task} tool share. Throws {@link ApiError} for an invalid body.
+   */
+  CompletionStage<Submitted> submitTask(JsonNode body, Caller caller, Optional<String> key) {
     if (!body.isObject()) {
       throw ApiError.invalid(null, "Invalid request body: expected a JSON object, but got " + RequestValidation.typeOf(body) + ".");
     }
@@ -110,19 +131,13 @@ final class TaskRoutes {
     JsonNode upstreamRequest = kind == TaskKind.CHAT ? validation.chatWithDefaults(request) : request;
     TaskSpec spec = new TaskSpec(kind, model, upstreamRequest);
     Instant holdUntil = (deadline != null ? deadline : Instant.now().plus(settings.maxTaskTimeout())).plus(settings.waitGrace());
-    return http.respond(
-        http.admission
-            .admit(caller, id, LimiterProtocol.HoldKind.TASK, spec, holdUntil)
-            .thenCompose(
-                admitted ->
-                    tasks
-                        .submit(id, spec, caller, admitted.holdId(), deadline, true)
-                        .thenApply(
-                            view ->
-                                admitted.decorate(
-                                    http.json(StatusCodes.ACCEPTED, http.taskJson.task(view))
-                                        .addHeader(Location.create("/v1/tasks/" + id))))),
-        requestId);
+    return http.admission
+        .admit(caller, id, LimiterProtocol.HoldKind.TASK, spec, holdUntil)
+        .thenCompose(
+            admitted ->
+                tasks
+                    .submit(id, spec, caller, admitted.holdId(), deadline, true)
+                    .thenApply(view -> new Submitted(admitted, view)));
   }
 
   /** {@code timeout_seconds}: a positive integer up to max-task-timeout; absent = worker default. */
