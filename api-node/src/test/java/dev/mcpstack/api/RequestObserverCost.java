@@ -1,6 +1,5 @@
 package dev.mcpstack.api;
 
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ch.qos.logback.classic.AsyncAppender;
 import ch.qos.logback.classic.Level;
@@ -14,17 +13,15 @@ import org.apache.pekko.http.javadsl.model.HttpMethods;
 import org.apache.pekko.http.javadsl.model.HttpRequest;
 import org.apache.pekko.http.javadsl.model.HttpResponse;
 import org.apache.pekko.http.javadsl.model.StatusCodes;
-import org.junit.jupiter.api.Test;
 import org.slf4j.LoggerFactory;
 
 /**
  * What observing a request costs the thread that answers it: the metrics, and the access-log line
- * handed to an asynchronous appender (its encoding happens on the appender's thread). Prints the
- * figures; asserts only a generous bound, so that a regression by orders of magnitude fails.
+ * handed to an asynchronous appender (its encoding happens on the appender's thread). A benchmark,
+ * not a test (timings do not belong in the suite); docs/benchmarks.md gives the command and figures.
  */
-class RequestObserverCostTest {
-  @Test
-  void observingARequestCostsMicrosecondsNotMilliseconds() {
+final class RequestObserverCost {
+  public static void main(String[] args) {
     AtomicLong delivered = new AtomicLong();
     Logger access = (Logger) LoggerFactory.getLogger("mcp.access");
     AppenderBase<ILoggingEvent> sink =
@@ -57,7 +54,6 @@ class RequestObserverCostTest {
       System.out.printf(
           "request observation per call: metrics only %.0f ns, metrics + access-log line %.0f ns (%d lines delivered)%n",
           metricsNs, logNs, delivered.get());
-      assertTrue(metricsNs < 100_000 && logNs < 200_000, "metrics " + metricsNs + " ns, with log " + logNs + " ns");
     } finally {
       access.detachAppender(async);
       access.setAdditive(true);
