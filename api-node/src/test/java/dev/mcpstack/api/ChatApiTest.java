@@ -323,27 +323,9 @@ class ChatApiTest {
 
   @Test
   void clientDisconnectCancelsTheStreamedTask() throws Exception {
+    // journaled (an Idempotency-Key): the task's end is there to read
     api.sim.setDefaults(Faults.none().withTokensPerSecond(4));
-    HttpRequest request =
-        api.request("/v1/chat/completions")
-            .header("Content-Type", "application/json")
-            .POST(HttpRequest.BodyPublishers.ofString(streamBody("one two three four five six seven eight nine ten", false)))
-            .build();
-    HttpResponse<InputStream> response =
-        api.client
-            .sendAsync(request, HttpResponse.BodyHandlers.ofInputStream())
-            .get(ApiFixture.TIMEOUT.toSeconds(), TimeUnit.SECONDS);
-    assertEquals(200, response.statusCode());
-    String id;
-    try (BufferedReader reader =
-        new BufferedReader(new InputStreamReader(response.body(), StandardCharsets.UTF_8))) {
-      String line = reader.readLine();
-      while (line != null && !line.startsWith("data: ")) {
-        line = reader.readLine();
-      }
-      assertNotNull(line);
-      id = ApiFixture.JSON.readTree(line.substring(6)).path("id").asText();
-    }
+    String id = openStreamAndLeave("one two three four five six seven eight nine ten", "Idempotency-Key", "leave-1");
     api.await(
         Duration.ofSeconds(20),
         () -> {
@@ -352,6 +334,49 @@ class ChatApiTest {
           assertEquals("cancelled", t.path("status").asText(), t.toString());
           return null;
         });
+  }
+
+  @Test
+  void clientDisconnectStopsTheRunnersWorkForAChatInMemory() throws Exception {
+    // in memory (no key): gone a second after it ends, so the runner is the witness: one token a
+    // second for an answer of some 25 tokens, and its connection closes long before that
+    api.sim.setDefaults(Faults.none().withTokensPerSecond(1));
+    String prompt = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen"
+        + " seventeen eighteen nineteen twenty";
+    String id = openStreamAndLeave(prompt);
+    assertTrue(id.startsWith("chatcmpl-m"), id);
+    api.await(
+        Duration.ofSeconds(15),
+        () -> {
+          assertEquals(0, api.sim.stats().inFlight(), "the runner's call was aborted");
+          return null;
+        });
+  }
+
+  /** Opens a streamed chat, reads its first event, and closes the connection; the task's id. */
+  private String openStreamAndLeave(String prompt, String... headers) throws Exception {
+    HttpRequest.Builder request =
+        api.request("/v1/chat/completions")
+            .header("Content-Type", "application/json")
+            .POST(HttpRequest.BodyPublishers.ofString(streamBody(prompt, false)));
+    for (int i = 0; i < headers.length; i += 2) {
+      request.header(headers[i], headers[i + 1]);
+    }
+    HttpResponse<InputStream> response =
+        api.client
+            .sendAsync(request.build(), HttpResponse.BodyHandlers.ofInputStream())
+            .get(ApiFixture.TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    assertEquals(200, response.statusCode());
+    try (BufferedReader reader =
+        new BufferedReader(new InputStreamReader(response.body(), StandardCharsets.UTF_8))) {
+      String line = reader.readLine();
+      while (line != null && !line.startsWith("data: ")) {
+        line = reader.readLine();
+      }
+      assertNotNull(line);
+      assertTrue(api.sim.stats().inFlight() >= 1, "the runner is answering: " + api.sim.stats());
+      return ApiFixture.JSON.readTree(line.substring(6)).path("id").asText();
+    }
   }
 
   interface Call<T> {
