@@ -268,6 +268,9 @@ function report() {
   if (c64) rss.push(`stack peak during chat c=${c64.c} ${f(c64.rssPeakMb.stack, 0)} MB`);
   lines.push('');
   lines.push(`RSS: ${rss.join('; ')}`);
+  for (const r of rows.filter((x) => x.kind === 'idle')) {
+    lines.push(`CPU with no load, ${r.what}: ${Object.entries(r.cpu).filter(([k]) => k !== 'loadgen').map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
+  }
   lines.push('CPU in cores over the measured window (1.00 = one core all the time; the machine figure counts every process on the box, ' +
     'so machine − sim − stack − load gen is other work; the stack on PostgreSQL also shows PostgreSQL\'s processes). p50/p90/p99: response time (chat), time to first chunk (stream), time to 202 (tasks).');
   console.log(lines.join('\n'));
@@ -282,6 +285,13 @@ switch (cmd) {
   case 'stream': await stream(); break;
   case 'tasks': await tasks(); break;
   case 'warmup': await warm(); break;
+  case 'idle': { // CPU with no load: timers, JIT, background jobs
+    const meter = cpuMeter();
+    await sleep(duration * 1000);
+    const m = meter();
+    emit({ kind: 'idle', what: opt.what, cpu: m.cpu });
+    break;
+  }
   case 'rss': emit({ kind: 'rss', what: opt.what, mb: rssMb(opt.pid) }); break;
   case 'report': report(); break;
   default: console.error('usage: see the top of bench/hotpath.mjs'); process.exit(2);

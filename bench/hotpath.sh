@@ -126,6 +126,7 @@ log "stack (H2) on :$api_port"
 start_stack h2 "jdbc:h2:file:$work/h2/data/mcp-journal;DB_CLOSE_DELAY=-1" mcp "" "${jfr_opts[@]}"
 sleep 2
 ld rss --what "stack idle (H2)" --pid "$stack_pid"
+ld idle --what "after start (H2)" --pids "sim=$sim_pid,stack=$stack_pid" --duration 5
 common=(--duration "$duration" --warmup "$warmup" --pids "sim=$sim_pid,stack=$stack_pid")
 targets="direct=$sim_url,stack-h2=$stack_url"
 log "warm-up: both JVMs' JIT, c=16, 8 s each"
@@ -133,6 +134,7 @@ ld warmup --targets "$targets" --conc 16 --duration 8
 if has chat; then log "non-streamed chat"; ld chat --targets "$targets" --conc 1,16,64 "${common[@]}"; fi
 if has stream; then log "streamed chat"; ld stream --targets "$targets" --k 1,50 "${common[@]}"; fi
 ld rss --what "stack after the load (H2)" --pid "$stack_pid"
+ld idle --what "after the load (H2)" --pids "sim=$sim_pid,stack=$stack_pid" --duration 5
 stop_stack
 
 if has tasks; then
