@@ -56,6 +56,21 @@ function procTicks(spec) { // PID, or PID+ for the process and its children
     return Number(f[11]) + Number(f[12]); // utime + stime (fields 14, 15)
   } catch { return NaN; }
 }
+function jitTicks(spec) { // the JIT compiler threads of a JVM (C1/C2 CompilerThreadN)
+  const pid = String(spec).replace(/\+$/, '');
+  let sum = 0;
+  try {
+    for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const s = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+        if (!/\(C\d CompilerThre/.test(s)) continue;
+        const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+        sum += Number(f[11]) + Number(f[12]);
+      } catch { /* thread gone */ }
+    }
+  } catch { return NaN; }
+  return sum;
+}
 function rssMb(spec) { // of the process itself (PID+: the parent only)
   const pid = String(spec).replace(/\+$/, '');
   try {
@@ -74,6 +89,7 @@ function machineTicks() { // busy and total jiffies over all cores
 function cpuMeter() {
   const t0 = process.hrtime.bigint();
   const p0 = Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, procTicks(pid)]));
+  const j0 = Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, jitTicks(pid)]));
   const self0 = process.cpuUsage();
   const m0 = machineTicks();
   const peak = Object.fromEntries(Object.keys(pids).map((n) => [n, 0]));
@@ -85,12 +101,16 @@ function cpuMeter() {
     sample();
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu = {};
-    for (const [n, pid] of Object.entries(pids)) cpu[n] = (procTicks(pid) - p0[n]) / clkTck / secs;
+    const jit = {};
+    for (const [n, pid] of Object.entries(pids)) {
+      cpu[n] = (procTicks(pid) - p0[n]) / clkTck / secs;
+      jit[n] = (jitTicks(pid) - j0[n]) / clkTck / secs; // included in cpu[n]
+    }
     const self = process.cpuUsage(self0);
     cpu.loadgen = (self.user + self.system) / 1e6 / secs;
     const m1 = machineTicks();
     cpu.machine = (m1.busy - m0.busy) / clkTck / secs; // all processes, all cores
-    return { cpu, rssPeakMb: peak, secs };
+    return { cpu, jit, rssPeakMb: peak, secs };
   };
 }
 
@@ -247,7 +267,8 @@ function report() {
   const rows = fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
   const cores = (r, n) => (r.cpu && Number.isFinite(r.cpu[n]) ? r.cpu[n].toFixed(2) : '–');
-  const stackCpu = (r) => cores(r, 'stack') + (r.cpu && 'postgres' in r.cpu ? ` (+ PostgreSQL ${cores(r, 'postgres')})` : '');
+  const jit = (r, n) => (r.jit && r.jit[n] >= 0.005 ? ` (JIT ${r.jit[n].toFixed(2)})` : '');
+  const stackCpu = (r) => cores(r, 'stack') + jit(r, 'stack') + (r.cpu && 'postgres' in r.cpu ? ` (+ PostgreSQL ${cores(r, 'postgres')})` : '');
   const lines = [];
   lines.push('| step | target | req/s (streams/s) | p50 ms | p90 ms | p99 ms | added p50 | ratio to direct | CPU sim | CPU stack | CPU load gen | CPU machine | errors |');
   lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
@@ -257,7 +278,7 @@ function report() {
     const what = r.kind === 'stream' ? `${r.step} (TTFC, ${r.chunks} chunks)` : r.step;
     lines.push(`| ${what} | ${r.target} | ${f(r.rps, 0)} | ${f(r.p50, 2)} | ${f(r.p90, 2)} | ${f(r.p99, 2)} | ` +
       `${direct || !d ? '—' : `+${f(r.p50 - d.p50, 2)} ms`} | ${direct || !d ? '—' : f(r.rps / d.rps, 3)} | ` +
-      `${cores(r, 'sim')} | ${stackCpu(r)} | ${cores(r, 'loadgen')} | ${cores(r, 'machine')} | ${r.errors}${r.kind === 'stream' ? ' without [DONE]' : ''} |`);
+      `${cores(r, 'sim')}${jit(r, 'sim')} | ${stackCpu(r)} | ${cores(r, 'loadgen')} | ${cores(r, 'machine')} | ${r.errors}${r.kind === 'stream' ? ' without [DONE]' : ''} |`);
   }
   for (const r of rows.filter((x) => x.kind === 'tasks')) {
     lines.push(`| ${r.step} | ${r.target} | ${f(r.rps, 0)} accepted/s, ${f(r.finishedPerSec, 0)} finished/s | ${f(r.p50, 2)} | ${f(r.p90, 2)} | ${f(r.p99, 2)} | — | — | ` +
@@ -272,7 +293,7 @@ function report() {
     lines.push(`CPU with no load, ${r.what}: ${Object.entries(r.cpu).filter(([k]) => k !== 'loadgen').map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
   }
   lines.push('CPU in cores over the measured window (1.00 = one core all the time; the machine figure counts every process on the box, ' +
-    'so machine − sim − stack − load gen is other work; the stack on PostgreSQL also shows PostgreSQL\'s processes). p50/p90/p99: response time (chat), time to first chunk (stream), time to 202 (tasks).');
+    'so machine − sim − stack − load gen is other work; "JIT": the part of a JVM\'s CPU spent by its C1/C2 compiler threads; the stack on PostgreSQL also shows PostgreSQL\'s processes). p50/p90/p99: response time (chat), time to first chunk (stream), time to 202 (tasks).');
   console.log(lines.join('\n'));
 }
 

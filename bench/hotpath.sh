@@ -11,6 +11,7 @@
 # Environment (all optional):
 #   DURATION        measured seconds per step (default 10)
 #   WARMUP          unmeasured seconds before each step, per target (default 3)
+#   WARMUP_FIRST    unmeasured seconds at c=16 before the first step, per target (default 15)
 #   TASKS_DURATION  seconds of task submissions on PostgreSQL (default 15)
 #   STEPS           comma-separated subset of chat,stream,tasks (default all three)
 #   JFR             file: start the H2 stack with a JFR recording (settings=profile) dumped there
@@ -129,8 +130,8 @@ ld rss --what "stack idle (H2)" --pid "$stack_pid"
 ld idle --what "after start (H2)" --pids "sim=$sim_pid,stack=$stack_pid" --duration 5
 common=(--duration "$duration" --warmup "$warmup" --pids "sim=$sim_pid,stack=$stack_pid")
 targets="direct=$sim_url,stack-h2=$stack_url"
-log "warm-up: both JVMs' JIT, c=16, 8 s each"
-ld warmup --targets "$targets" --conc 16 --duration 8
+log "warm-up: both JVMs' JIT, c=16, ${WARMUP_FIRST:-15} s each"
+ld warmup --targets "$targets" --conc 16 --duration "${WARMUP_FIRST:-15}"
 if has chat; then log "non-streamed chat"; ld chat --targets "$targets" --conc 1,16,64 "${common[@]}"; fi
 if has stream; then log "streamed chat"; ld stream --targets "$targets" --k 1,50 "${common[@]}"; fi
 ld rss --what "stack after the load (H2)" --pid "$stack_pid"
