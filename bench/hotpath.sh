@@ -90,7 +90,14 @@ if [ ! -d "$here/node_modules/autocannon" ]; then
   log "installing autocannon into bench/node_modules"
   (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 fi
-ld() { timeout 600 node "$here/hotpath.mjs" "$@" --out "$results"; }
+ld() { # a load step, in the background so that a signal to this script stops it at once
+  local p rc=0
+  timeout 600 node "$here/hotpath.mjs" "$@" --out "$results" &
+  p=$!; pids+=("$p")
+  wait "$p" || rc=$?
+  forget "$p"
+  return "$rc"
+}
 
 # ---- processes ----
 start_sim() {
