@@ -62,6 +62,12 @@ final class TaskClient {
    */
   CompletionStage<TaskReply.Ok> submitReply(
       String id, TaskSpec spec, Caller caller, String holdId, Instant deadline, boolean follow, boolean background) {
+    if (!TaskIds.inMemory(id) && !JournalGate.get(system).accepting()) {
+      if (holdId != null) {
+        admission.release(caller, holdId, 0); // refused: nothing ran
+      }
+      return CompletableFuture.failedFuture(JournalGate.refusal());
+    }
     return attempt(id, submitCommand(id, spec, caller, holdId, deadline, follow, background), settings.submitRetries())
         .whenComplete(
             (reply, e) -> {
