@@ -322,6 +322,10 @@ final class TaskClient {
                 return CompletableFuture.completedFuture(reply);
               }
               Throwable cause = Failures.unwrap(e);
+              if (cause instanceof TimeoutException && !TaskIds.inMemory(id) && !JournalGate.get(system).accepting()) {
+                // the journal went down while this ask waited (it is why no answer came): no retry
+                return CompletableFuture.<TaskReply>failedFuture(JournalGate.refusal());
+              }
               if (cause instanceof TimeoutException && retriesLeft > 0) {
                 system.log().info("task {} did not answer within {}; asking again", id, settings.askTimeout());
                 return attempt(id, command, retriesLeft - 1);

@@ -57,9 +57,11 @@ public final class JournalHealth implements Extension {
   private final Duration intervalUnreachable;
   private final Duration probeTimeout;
   private final Duration reminder;
+  private final Duration breakerReset;
 
   private volatile boolean reachable = true;
   private long unreachableSince;
+  private long reachableSince = System.nanoTime() - Duration.ofDays(1).toNanos();
   private long lastReminder;
   private String cause = "";
   private boolean started;
@@ -75,6 +77,10 @@ public final class JournalHealth implements Extension {
     this.intervalUnreachable = health.getDuration("probe-interval-unreachable");
     this.probeTimeout = health.getDuration("probe-timeout");
     this.reminder = health.getDuration("still-unreachable-log-interval");
+    this.breakerReset =
+        config.hasPath("jdbc-journal.circuit-breaker.reset-timeout")
+            ? config.getDuration("jdbc-journal.circuit-breaker.reset-timeout").plusSeconds(1)
+            : Duration.ofSeconds(3);
   }
 
   /** Starts the probes (once; later calls do nothing). */
@@ -109,8 +115,24 @@ public final class JournalHealth implements Extension {
     if (dbCause == null) {
       return false;
     }
+    if (breakerLagging(failure)) {
+      return true; // the database answers; the journal's breaker has not tried it again yet
+    }
     changed(false, dbCause);
     return true;
+  }
+
+  /**
+   * The journal's circuit breaker stays open up to its reset timeout after the database is back: a
+   * task failing on it just after a probe said reachable is not a new outage (no flapping, no
+   * second WARN line).
+   */
+  private synchronized boolean breakerLagging(Throwable failure) {
+    boolean breaker = false;
+    for (Throwable t = failure; t != null && !breaker; t = t.getCause() == t ? null : t.getCause()) {
+      breaker = t instanceof CircuitBreakerOpenException;
+    }
+    return breaker && reachable && System.nanoTime() - reachableSince < breakerReset.toNanos();
   }
 
   private void probe() {
@@ -169,6 +191,7 @@ public final class JournalHealth implements Extension {
     long now = System.nanoTime();
     if (ok && !reachable) {
       reachable = true;
+      reachableSince = now;
       log.info(
           "journal database reachable again after {} s unreachable: journaled work is accepted again, waiting tasks resume",
           Duration.ofNanos(now - unreachableSince).toSeconds());
@@ -205,6 +228,8 @@ public final class JournalHealth implements Extension {
                   new Replicator.WriteAll(Duration.ofSeconds(2)),
                   system.ignoreRef(),
                   set -> ok ? set.remove(self, address) : set.add(self, address)));
+      // subscribers (this node's api side among them) learn it now, not at the next notify tick
+      DistributedData.get(system).replicator().tell(Replicator.flushChanges());
     } catch (RuntimeException e) {
       log.debug("could not publish the journal's status: {}", e.toString());
     }
