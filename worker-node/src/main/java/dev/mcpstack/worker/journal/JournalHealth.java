@@ -1,6 +1,12 @@
 package dev.mcpstack.worker.journal;
 
 import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
+import org.apache.pekko.pattern.Patterns;
+import org.apache.pekko.persistence.JournalProtocol;
+import org.apache.pekko.persistence.Persistence;
 import dev.mcpstack.shared.JournalStatus;
 import dev.mcpstack.worker.metrics.WorkerMetrics;
 import java.sql.Connection;
@@ -37,6 +43,8 @@ import org.slf4j.LoggerFactory;
  */
 public final class JournalHealth implements Extension {
   private static final Logger log = LoggerFactory.getLogger(JournalHealth.class);
+  /** A persistence id with no events, read to try the journal plugin itself. */
+  private static final String PROBE_ID = "mcp-journal-probe";
 
   public static final ExtensionId<JournalHealth> ID =
       new ExtensionId<>() {
@@ -65,6 +73,7 @@ public final class JournalHealth implements Extension {
   private long lastReminder;
   private String cause = "";
   private boolean started;
+  private int journalSuccesses;
   // used by the probe only; probes never overlap (each schedules the next)
   private Connection connection;
 
@@ -151,16 +160,54 @@ public final class JournalHealth implements Extension {
       ok = false;
       why = String.valueOf(e.getMessage());
     }
+    if (ok && !reachable) {
+      why = throughJournal();
+      ok = why == null;
+      // the first success may be the half-open breaker's trial, closed just after it answered: a
+      // second one, a probe later, shows the breaker closed for every caller
+      journalSuccesses = ok ? journalSuccesses + 1 : 0;
+      if (ok && journalSuccesses < 2) {
+        scheduleNext(intervalUnreachable);
+        return;
+      }
+    }
     if (!ok) {
       closeConnection();
     }
     WorkerMetrics.journalProbe(Duration.ofNanos(System.nanoTime() - start), ok);
     changed(ok, why);
+    scheduleNext(ok ? interval : intervalUnreachable);
+  }
+
+  private void scheduleNext(Duration after) {
     if (!system.getWhenTerminated().toCompletableFuture().isDone()) {
-      system
-          .scheduler()
-          .scheduleOnce(
-              ok ? interval : intervalUnreachable, () -> blocking.execute(this::probe), system.executionContext());
+      system.scheduler().scheduleOnce(after, () -> blocking.execute(this::probe), system.executionContext());
+    }
+  }
+
+  /**
+   * After an outage the database answering is not enough: the journal plugin's circuit breaker may
+   * still be open and fail every task's call. One read through the plugin (the highest sequence
+   * number of a probe id: one query, under the breaker) is the breaker's trial call; only when it
+   * succeeds is the journal reachable for tasks. Null when it succeeded, else why not.
+   */
+  private String throughJournal() {
+    try {
+      org.apache.pekko.actor.ActorRef journal =
+          Persistence.get(Adapter.toClassic(system))
+              .journalFor(config.getString("pekko.persistence.journal.plugin"), ConfigFactory.empty());
+      Object reply =
+          Patterns.askWithReplyTo(
+                  journal,
+                  replyTo -> new JournalProtocol.ReplayMessages(1L, 0L, 0L, PROBE_ID, replyTo),
+                  probeTimeout.plusSeconds(1))
+              .toCompletableFuture()
+              .get(probeTimeout.plusSeconds(2).toMillis(), TimeUnit.MILLISECONDS);
+      return reply instanceof JournalProtocol.ReplayMessagesFailure failure
+          ? "the journal still fails: " + failure.cause()
+          : null;
+    } catch (Exception e) {
+      return "the journal still fails: " + e;
     }
   }
 
