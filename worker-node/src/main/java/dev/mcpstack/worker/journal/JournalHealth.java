@@ -7,6 +7,8 @@ import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.pattern.Patterns;
 import org.apache.pekko.persistence.JournalProtocol;
 import org.apache.pekko.persistence.Persistence;
+import org.apache.pekko.persistence.SnapshotProtocol;
+import org.apache.pekko.persistence.SnapshotSelectionCriteria;
 import dev.mcpstack.shared.JournalStatus;
 import dev.mcpstack.worker.metrics.WorkerMetrics;
 import java.sql.Connection;
@@ -203,8 +205,22 @@ public final class JournalHealth implements Extension {
                   probeTimeout.plusSeconds(1))
               .toCompletableFuture()
               .get(probeTimeout.plusSeconds(2).toMillis(), TimeUnit.MILLISECONDS);
-      return reply instanceof JournalProtocol.ReplayMessagesFailure failure
-          ? "the journal still fails: " + failure.cause()
+      if (reply instanceof JournalProtocol.ReplayMessagesFailure failure) {
+        return "the journal still fails: " + failure.cause();
+      }
+      // every recovery loads its snapshot first, through the snapshot store's own breaker
+      org.apache.pekko.actor.ActorRef snapshots =
+          Persistence.get(Adapter.toClassic(system))
+              .snapshotStoreFor(config.getString("pekko.persistence.snapshot-store.plugin"), ConfigFactory.empty());
+      Object loaded =
+          Patterns.ask(
+                  snapshots,
+                  new SnapshotProtocol.LoadSnapshot(PROBE_ID, SnapshotSelectionCriteria.latest(), Long.MAX_VALUE),
+                  probeTimeout.plusSeconds(1))
+              .toCompletableFuture()
+              .get(probeTimeout.plusSeconds(2).toMillis(), TimeUnit.MILLISECONDS);
+      return loaded instanceof SnapshotProtocol.LoadSnapshotFailed failed
+          ? "the snapshot store still fails: " + failed.cause()
           : null;
     } catch (Exception e) {
       return "the journal still fails: " + e;
