@@ -61,6 +61,7 @@ public final class ApiNode {
     }
     ObjectMapper json = JacksonObjectMapperProvider.get(system).getOrCreate("jackson-json", Optional.empty());
     HttpSupport http = new HttpSupport(system, settings, json, authenticator);
+    JournalGate.get(system); // subscribes now: a journal outage is known before the first request needs it
     ApiRoutes routes =
         new ApiRoutes(http, new TaskClient(system, settings, http.admission), new Workers(system, settings), keys);
     return Http.get(system)

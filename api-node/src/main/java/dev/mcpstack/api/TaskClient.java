@@ -62,6 +62,12 @@ final class TaskClient {
    */
   CompletionStage<TaskReply.Ok> submitReply(
       String id, TaskSpec spec, Caller caller, String holdId, Instant deadline, boolean follow, boolean background) {
+    if (!TaskIds.inMemory(id) && !JournalGate.get(system).accepting()) {
+      if (holdId != null) {
+        admission.release(caller, holdId, 0); // refused: nothing ran
+      }
+      return CompletableFuture.failedFuture(JournalGate.refusal());
+    }
     return attempt(id, submitCommand(id, spec, caller, holdId, deadline, follow, background), settings.submitRetries())
         .whenComplete(
             (reply, e) -> {
@@ -316,6 +322,10 @@ final class TaskClient {
                 return CompletableFuture.completedFuture(reply);
               }
               Throwable cause = Failures.unwrap(e);
+              if (cause instanceof TimeoutException && !TaskIds.inMemory(id) && !JournalGate.get(system).accepting()) {
+                // the journal went down while this ask waited (it is why no answer came): no retry
+                return CompletableFuture.<TaskReply>failedFuture(JournalGate.refusal());
+              }
               if (cause instanceof TimeoutException && retriesLeft > 0) {
                 system.log().info("task {} did not answer within {}; asking again", id, settings.askTimeout());
                 return attempt(id, command, retriesLeft - 1);

@@ -12,7 +12,6 @@ import kamon.metric.Gauge;
 import kamon.metric.Metric;
 import org.apache.pekko.actor.Cancellable;
 import org.apache.pekko.actor.typed.ActorSystem;
-import org.apache.pekko.actor.typed.DispatcherSelector;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.cluster.ClusterEvent.CurrentClusterState;
 import org.apache.pekko.cluster.Member;
@@ -27,9 +26,8 @@ import org.apache.pekko.cluster.typed.Cluster;
 /**
  * Gauges a node samples every {@code mcp.metrics.sample-interval} (docs/metrics.md): cluster
  * members by status and the unreachable ones, as this node sees them (every node); and on worker
- * nodes the task shards and entities it hosts, its unfinished tasks, and a journal check (whose
- * latency and failures {@link JournalHealth} records). Sampling reads in-memory state, except the
- * journal check, which runs on the blocking-IO dispatcher and is shared with readiness.
+ * nodes the task shards and entities it hosts and its unfinished tasks. Sampling reads in-memory
+ * state. The journal's probe metrics come from {@link JournalHealth}, which probes on its own.
  */
 final class NodeGauges {
   private static final Metric.Gauge MEMBERS =
@@ -49,8 +47,6 @@ final class NodeGauges {
     Duration interval = config.getDuration("mcp.metrics.sample-interval");
     boolean worker = Cluster.get(system).selfMember().hasRole(TaskProtocol.WORKER_ROLE);
     Map<MemberStatus, Gauge> byStatus = statusGauges();
-    JournalHealth journal =
-        worker ? new JournalHealth(config, system.dispatchers().lookup(DispatcherSelector.blocking())) : null;
     Gauge shards = SHARDS.withTag("type", TaskProtocol.TYPE_KEY.name());
     Gauge entities = ENTITIES.withTag("type", TaskProtocol.TYPE_KEY.name());
     Cancellable sampling =
@@ -62,7 +58,6 @@ final class NodeGauges {
                 () -> {
                   members(Cluster.get(system).state(), byStatus);
                   if (worker) {
-                    journal.reachable();
                     ActiveTasks active = ActiveTasks.get(system);
                     WorkerMetrics.activeTasks(active.count(), active.max());
                     shards(system, interval, shards, entities);

@@ -19,9 +19,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.concurrent.Executor;
 import org.apache.pekko.actor.typed.Behavior;
-import org.apache.pekko.actor.typed.DispatcherSelector;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.receptionist.Receptionist;
 
@@ -35,8 +33,7 @@ final class WorkerInfo {
           ctx.getSystem()
               .receptionist()
               .tell(Receptionist.register(WorkerInfoProtocol.SERVICE_KEY, ctx.getSelf()));
-          Executor blocking = ctx.getSystem().dispatchers().lookup(DispatcherSelector.blocking());
-          JournalHealth journal = new JournalHealth(config, blocking);
+          JournalHealth journal = JournalHealth.get(ctx.getSystem());
           return Behaviors.receive(Command.class)
               .onMessage(
                   ListModels.class,
@@ -70,10 +67,7 @@ final class WorkerInfo {
               .onMessage(
                   CheckHealth.class,
                   msg -> {
-                    journal
-                        .reachable()
-                        .whenComplete(
-                            (journalOk, e) -> msg.replyTo().tell(health(client, Boolean.TRUE.equals(journalOk))));
+                    msg.replyTo().tell(health(client, journal.reachable()));
                     return Behaviors.same();
                   })
               .build();

@@ -2,6 +2,7 @@ package dev.mcpstack.worker;
 
 import com.typesafe.config.Config;
 import dev.mcpstack.worker.journal.Journal;
+import dev.mcpstack.worker.journal.JournalHealth;
 import dev.mcpstack.worker.keys.KeyAccount;
 import dev.mcpstack.worker.keys.KeyLimiter;
 import dev.mcpstack.worker.keys.KeyRegistry;
@@ -40,6 +41,7 @@ public final class WorkerNode {
           .log()
           .warn("no model runner configured (MODEL_RUNNER_URL or mcp.worker.upstreams): every task will fail");
     }
+    JournalHealth.get(system).start();
     TaskSettings taskSettings = TaskSettings.fromConfig(config);
     TaskEntity.init(system, taskSettings, client, new UsageReporter(system, config, Clock.systemUTC()));
     KeyRegistry.init(system, taskSettings.journalRestartMin(), taskSettings.journalRestartMax());

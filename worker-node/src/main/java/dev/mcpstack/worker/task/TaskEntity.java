@@ -51,6 +51,8 @@ import dev.mcpstack.worker.journal.MemoryJournal;
 import org.apache.pekko.cluster.sharding.typed.ClusterShardingSettings;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 import org.apache.pekko.persistence.typed.RecoveryCompleted;
+import org.apache.pekko.persistence.typed.RecoveryFailed;
+import dev.mcpstack.worker.journal.JournalHealth;
 import org.apache.pekko.persistence.typed.javadsl.CommandHandlerWithReply;
 import org.apache.pekko.persistence.typed.javadsl.CommandHandlerWithReplyBuilder;
 import org.apache.pekko.persistence.typed.javadsl.EventHandler;
@@ -342,8 +344,11 @@ public final class TaskEntity
       TimerScheduler<Command> timers) {
     super(
         PersistenceId.of(durability.typeKey.name(), taskId),
+        // Restarts after a journal failure are logged by JournalHealth once per outage, not once
+        // per task and try (a 30 s outage made hundreds of ERROR lines): docs/adr/0010.
         SupervisorStrategy.restartWithBackoff(
-            settings.journalRestartMin(), settings.journalRestartMax(), 0.2));
+                settings.journalRestartMin(), settings.journalRestartMax(), 0.2)
+            .withLogLevel(org.slf4j.event.Level.DEBUG));
     this.taskId = taskId;
     this.durability = durability;
     this.settings = settings;
@@ -996,6 +1001,15 @@ public final class TaskEntity
               }
             })
         .onSignal(PreRestart.instance(), state -> releasePlace())
+        .onSignal(
+            RecoveryFailed.class,
+            (state, failed) -> {
+              // a database failure is the journal's outage, told once by JournalHealth; anything
+              // else is this task's own and said here
+              if (durability == Durability.MEMORY || !JournalHealth.get(ctx.getSystem()).failed(failed.getFailure())) {
+                ctx.getLog().warn("task {}: its history could not be read: {}", taskId, failed.getFailure().toString());
+              }
+            })
         .build();
   }
 }
