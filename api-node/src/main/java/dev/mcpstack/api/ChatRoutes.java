@@ -66,18 +66,29 @@ final class ChatRoutes {
     TaskSpec spec = new TaskSpec(TaskKind.CHAT, model, validation.chatWithDefaults(body));
     Instant deadline = Instant.now().plus(settings.chatTimeout());
     boolean includeUsage = body.path("stream_options").path("include_usage").asBoolean(false);
-    return http.respond(
-        http.admission.waiting(
-            caller,
-            id,
-            spec,
-            deadline,
-            (admitted, done) ->
-                spec.streaming()
-                    ? stream(id, spec, caller, admitted.holdId(), deadline, includeUsage, requestId, done)
-                        .thenApply(admitted::decorate)
-                    : run(id, spec, caller, admitted.holdId(), deadline, requestId, done).thenApply(admitted::decorate)),
-        requestId);
+    return http.cache.control(
+        cacheControl ->
+            http.respond(
+                http.admission.waiting(
+                    caller,
+                    id,
+                    spec,
+                    deadline,
+                    (admitted, done) ->
+                        spec.streaming()
+                            ? stream(id, spec, caller, admitted.holdId(), deadline, includeUsage, requestId, done)
+                                .thenApply(admitted::decorate)
+                            // the response cache (docs/adr/0009) answers a hit itself, runs the task on a miss
+                            : http.cache
+                                .serve(
+                                    caller,
+                                    spec,
+                                    cacheControl,
+                                    admitted.holdId(),
+                                    done,
+                                    () -> run(id, spec, caller, admitted.holdId(), deadline, requestId, done))
+                                .thenApply(admitted::decorate)),
+                requestId));
   }
 
   /** A synchronous task: its answer when it ends; {@code done} when it ended, whichever way. */

@@ -82,7 +82,7 @@ class SerializationTest {
     TestProbe<AccountProtocol.UsageReport> usage = testKit.createTestProbe();
     AccountProtocol.UsageLine line = new AccountProtocol.UsageLine(LocalDate.of(2026, 11, 28), "m", 3, 10, 20, 42);
     KeyLimits limits = new KeyLimits(60, 10_000, 4, 10);
-    ApiKey key = new ApiKey("k1", "acme", "ci", "ab".repeat(32), limits, List.of("m"), t, null, null, 3);
+    ApiKey key = new ApiKey("k1", "acme", "ci", "ab".repeat(32), limits, List.of("m"), t, null, null, 3, false);
     LimiterProtocol.Standing standing = new LimiterProtocol.Standing(60, 59, 1000, 10_000, 9_000, 6000);
     TaskState state =
         new TaskState("task-1", spec, "alice", "k1", "hold-1", TaskStatus.SUCCEEDED, 3, t, t, t, null, result, null, 3);
@@ -95,8 +95,8 @@ class SerializationTest {
         new TaskProtocol.Follow("alice", replies.ref()),
         key,
         new KeyProtocol.Create(key, keyReplies.ref()),
-        new KeyProtocol.Update("k1", "renamed", limits, List.of("m"), keyReplies.ref()),
-        new KeyProtocol.Update("k1", null, null, null, keyReplies.ref()),
+        new KeyProtocol.Update("k1", "renamed", limits, List.of("m"), false, keyReplies.ref()),
+        new KeyProtocol.Update("k1", null, null, null, null, keyReplies.ref()),
         new KeyProtocol.Revoke("k1", keyReplies.ref()),
         new KeyProtocol.Rotate("k1", "k2", "cd".repeat(32), keyReplies.ref()),
         new KeyProtocol.Get("k1", keyReplies.ref()),
@@ -105,7 +105,7 @@ class SerializationTest {
         new KeyProtocol.Many(List.of(key, key.revokedAt(t, 5)), 5),
         new KeyProtocol.Rejected(error),
         new KeyRegistry.KeyCreated(key),
-        new KeyRegistry.KeyUpdated("k1", null, limits, null),
+        new KeyRegistry.KeyUpdated("k1", null, limits, null, false),
         new KeyRegistry.KeyRevoked("k1", t),
         new KeyRegistry.State(java.util.Map.of("k1", key), 4),
         new LimiterProtocol.Acquire("task-1/h1", "task-1", LimiterProtocol.HoldKind.REQUEST, 120, limits, t, decisions.ref()),
@@ -123,7 +123,7 @@ class SerializationTest {
         new AccountProtocol.UsageReport(List.of(), 0, null),
         new AccountProtocol.ReportSpend(limiterRefs.ref()),
         new LimiterProtocol.SpendChanged(java.util.Map.of(LocalDate.of(2026, 11, 28), 42L)),
-        new ApiKey("k2", "acme", "rotated", "cd".repeat(32), limits, List.of(), t, null, "k1", 7),
+        new ApiKey("k2", "acme", "rotated", "cd".repeat(32), limits, List.of(), t, null, "k1", 7, null),
         new KeyAccount.UsageRecorded("task-1", "m", LocalDate.of(2026, 11, 28), 1, 2, 42, t),
         new KeyAccount.State(java.util.Map.of("2026-11-28/m", line), java.util.Map.of("task-1", t)),
         new TaskProtocol.Get("alice", replies.ref()),
