@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mcpstack.shared.ApiKey;
 import dev.mcpstack.shared.Budget;
+import dev.mcpstack.shared.CacheProtocol;
 import dev.mcpstack.worker.keys.KeyAccount;
 import dev.mcpstack.shared.AccountProtocol;
 import java.time.LocalDate;
@@ -80,6 +81,7 @@ class SerializationTest {
     TestProbe<org.apache.pekko.Done> done = testKit.createTestProbe();
     TestProbe<LimiterProtocol.Command> limiterRefs = testKit.createTestProbe();
     TestProbe<AccountProtocol.UsageReport> usage = testKit.createTestProbe();
+    TestProbe<CacheProtocol.Found> found = testKit.createTestProbe();
     AccountProtocol.UsageLine line = new AccountProtocol.UsageLine(LocalDate.of(2026, 11, 28), "m", 3, 10, 20, 42);
     KeyLimits limits = new KeyLimits(60, 10_000, 4, 10);
     ApiKey key = new ApiKey("k1", "acme", "ci", "ab".repeat(32), limits, List.of("m"), t, null, null, 3, false);
@@ -107,6 +109,11 @@ class SerializationTest {
         new KeyRegistry.KeyCreated(key),
         new KeyRegistry.KeyUpdated("k1", null, limits, null, false),
         new KeyRegistry.KeyRevoked("k1", t),
+        new CacheProtocol.Lookup("ab".repeat(32), "acme", found.ref()),
+        new CacheProtocol.Store("ab".repeat(32), "acme", "{\"id\":\"chatcmpl-1\"}", new Usage(1, 2, 3)),
+        new CacheProtocol.Store("ab".repeat(32), "acme", "{}", null),
+        new CacheProtocol.Found("{\"id\":\"chatcmpl-1\"}", new Usage(1, 2, 3)),
+        CacheProtocol.Found.MISS,
         new KeyRegistry.State(java.util.Map.of("k1", key), 4),
         new LimiterProtocol.Acquire("task-1/h1", "task-1", LimiterProtocol.HoldKind.REQUEST, 120, limits, t, decisions.ref()),
         new LimiterProtocol.Acquire("task-2/h2", "task-2", LimiterProtocol.HoldKind.TASK, 0, KeyLimits.UNLIMITED, null, decisions.ref()),
@@ -210,6 +217,22 @@ class SerializationTest {
   void roundTrips(Object message) {
     Object back = testKit.serializationTestKit().verifySerialization(message, false);
     assertEquals(message, back);
+  }
+
+  /**
+   * Keys and key events written before the per-key cache switch existed: a key reads as allowed
+   * to use the cache, an update as leaving the switch unchanged.
+   */
+  @Test
+  void aKeyWithoutTheCacheSwitchMayUseTheCache() throws Exception {
+    ApiKey key = new ApiKey("k1", "acme", "ci", "ab".repeat(32), KeyLimits.UNLIMITED, List.of(), null, null, null, 1, false);
+    ApiKey old = (ApiKey) withoutField(key, "cache");
+    assertTrue(old.cacheAllowed());
+    assertFalse(key.cacheAllowed());
+    KeyRegistry.KeyUpdated update = new KeyRegistry.KeyUpdated("k1", "n", null, null, false);
+    assertEquals(new KeyRegistry.KeyUpdated("k1", "n", null, null, null), withoutField(update, "cache"));
+    assertFalse(old.updated(null, null, null, false, 2).cacheAllowed());
+    assertTrue(key.updated(null, null, null, null, 2).cacheAllowed() == key.cacheAllowed());
   }
 
   /** Events and commands written before retention existed read as the standard retention. */
