@@ -48,7 +48,10 @@ final class ChatRoutes {
             concat(
                 path(
                     segment("chat").slash("completions"),
-                    () -> http.submission((body, caller, key) -> chat(body, caller, key, requestId))),
+                    () ->
+                        http.submission(
+                            (body, caller, key) ->
+                                http.cache.control(cacheControl -> chat(body, caller, key, cacheControl, requestId)))),
                 path(
                     segment("chat").slash("completions").slash(segment()),
                     id -> get(() -> http.authenticated(caller -> stored(id, caller.tenant(), requestId)))),
@@ -59,36 +62,30 @@ final class ChatRoutes {
                             (body, caller, key) -> embeddings(body, caller, key, requestId)))));
   }
 
-  private Route chat(JsonNode body, Caller caller, Optional<String> key, String requestId) {
+  private Route chat(
+      JsonNode body, Caller caller, Optional<String> key, ResponseCache.Control cacheControl, String requestId) {
     String model = validation.chat(body, "");
     caller.checkModel(model);
     String id = TaskIds.chat(caller.tenant(), key, body.path("store").asBoolean(false));
     TaskSpec spec = new TaskSpec(TaskKind.CHAT, model, validation.chatWithDefaults(body));
     Instant deadline = Instant.now().plus(settings.chatTimeout());
     boolean includeUsage = body.path("stream_options").path("include_usage").asBoolean(false);
-    return http.cache.control(
-        cacheControl ->
-            http.respond(
-                http.admission.waiting(
-                    caller,
-                    id,
-                    spec,
-                    deadline,
-                    (admitted, done) ->
-                        spec.streaming()
-                            ? stream(id, spec, caller, admitted.holdId(), deadline, includeUsage, requestId, done)
-                                .thenApply(admitted::decorate)
-                            // the response cache (docs/adr/0009) answers a hit itself, runs the task on a miss
-                            : http.cache
-                                .serve(
-                                    caller,
-                                    spec,
-                                    cacheControl,
-                                    admitted.holdId(),
-                                    done,
-                                    () -> run(id, spec, caller, admitted.holdId(), deadline, requestId, done))
-                                .thenApply(admitted::decorate)),
-                requestId));
+    return http.respond(
+        http.admission.waiting(
+            caller,
+            id,
+            spec,
+            deadline,
+            (admitted, done) ->
+                spec.streaming()
+                    ? stream(id, spec, caller, admitted.holdId(), deadline, includeUsage, requestId, done)
+                        .thenApply(admitted::decorate)
+                    // the response cache (docs/adr/0009) answers a hit itself and runs the task on a miss
+                    : http.cache
+                        .serve(caller, spec, cacheControl, admitted.holdId(), done,
+                            () -> run(id, spec, caller, admitted.holdId(), deadline, requestId, done))
+                        .thenApply(admitted::decorate)),
+        requestId);
   }
 
   /** A synchronous task: its answer when it ends; {@code done} when it ended, whichever way. */
