@@ -23,7 +23,7 @@ import org.apache.pekko.serialization.jackson.JacksonObjectMapperProvider;
 /**
  * The api role on one node: the OpenAI-compatible HTTP API on {@code mcp.api.host:port}. On a node
  * without the worker role it starts sharding of tasks, the key registry, the key limiters and the
- * usage accounts as proxies (on a node with both roles the worker, started first, already did). The binding is registered with CoordinatedShutdown: on
+ * usage accounts and the response cache partitions as proxies (on a node with both roles the worker, started first, already did). The binding is registered with CoordinatedShutdown: on
  * SIGTERM the port is unbound first and in-flight requests get {@code mcp.api.shutdown-deadline}.
  */
 public final class ApiNode {
@@ -46,6 +46,7 @@ public final class ApiNode {
       proxy(system, KeyProtocol.TYPE_KEY);
       proxy(system, LimiterProtocol.TYPE_KEY);
       proxy(system, AccountProtocol.TYPE_KEY);
+      proxy(system, dev.mcpstack.shared.CacheProtocol.TYPE_KEY);
     }
     KeyStore keys = KeyStore.start(system, config.getConfig("mcp.api"));
     Authenticator authenticator = new Authenticator(keys, settings.keysRequired());
@@ -93,6 +94,7 @@ public final class ApiNode {
         List.<Runnable>of(
             () -> CorsSettings.fromConfig(config, settings.environment()),
             () -> KeyStore.declared(config.getConfig("mcp.api")),
+            () -> dev.mcpstack.shared.CacheSettings.fromConfig(config),
             () -> new RequestValidation(settings))) {
       try {
         check.run();

@@ -48,7 +48,10 @@ final class ChatRoutes {
             concat(
                 path(
                     segment("chat").slash("completions"),
-                    () -> http.submission((body, caller, key) -> chat(body, caller, key, requestId))),
+                    () ->
+                        http.submission(
+                            (body, caller, key) ->
+                                http.cache.control(cacheControl -> chat(body, caller, key, cacheControl, requestId)))),
                 path(
                     segment("chat").slash("completions").slash(segment()),
                     id -> get(() -> http.authenticated(caller -> stored(id, caller.tenant(), requestId)))),
@@ -59,7 +62,8 @@ final class ChatRoutes {
                             (body, caller, key) -> embeddings(body, caller, key, requestId)))));
   }
 
-  private Route chat(JsonNode body, Caller caller, Optional<String> key, String requestId) {
+  private Route chat(
+      JsonNode body, Caller caller, Optional<String> key, ResponseCache.Control cacheControl, String requestId) {
     String model = validation.chat(body, "");
     caller.checkModel(model);
     String id = TaskIds.chat(caller.tenant(), key, body.path("store").asBoolean(false));
@@ -76,7 +80,11 @@ final class ChatRoutes {
                 spec.streaming()
                     ? stream(id, spec, caller, admitted.holdId(), deadline, includeUsage, requestId, done)
                         .thenApply(admitted::decorate)
-                    : run(id, spec, caller, admitted.holdId(), deadline, requestId, done).thenApply(admitted::decorate)),
+                    // the response cache (docs/adr/0009) answers a hit itself and runs the task on a miss
+                    : http.cache
+                        .serve(caller, spec, cacheControl, admitted.holdId(), done,
+                            () -> run(id, spec, caller, admitted.holdId(), deadline, requestId, done))
+                        .thenApply(admitted::decorate)),
         requestId);
   }
 

@@ -39,12 +39,20 @@ final class HttpMetrics {
   /** Methods as tags; anything else is "other". */
   private static final String[] METHODS = {"GET", "POST", "DELETE", "PATCH", "PUT", "OPTIONS", "HEAD"};
 
+  private static final Metric.Counter CACHE =
+      Kamon.counter("mcp.cache.requests", "Chat requests and the response cache, by result (hit, miss, bypass)");
+
   private static final ConcurrentHashMap<Long, Counter> requests = new ConcurrentHashMap<>();
   private static final ConcurrentHashMap<Integer, Histogram> durations = new ConcurrentHashMap<>();
   private static final ConcurrentHashMap<String, Histogram> ttfts = new ConcurrentHashMap<>();
   private static final ConcurrentHashMap<String, Counter> rejections = new ConcurrentHashMap<>();
 
   private HttpMetrics() {}
+
+  /** {@code result}: hit, miss (looked up, not found) or bypass (not eligible, or Cache-Control: no-cache). */
+  static void cacheRequest(String result) {
+    CACHE.withTag("result", result).increment();
+  }
 
   static int methodIndex(String method) {
     for (int i = 0; i < METHODS.length; i++) {

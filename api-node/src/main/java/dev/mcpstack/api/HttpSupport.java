@@ -45,6 +45,7 @@ final class HttpSupport {
   private final ObjectReader strictReader;
   private final Materializer mat;
   final Admission admission;
+  final ResponseCache cache;
   private final Authenticator authenticator;
 
   HttpSupport(ActorSystem<?> system, ApiSettings settings, ObjectMapper json, Authenticator authenticator) {
@@ -57,6 +58,9 @@ final class HttpSupport {
     this.mat = Materializer.matFromSystem(system);
     this.authenticator = authenticator;
     this.admission = new Admission(system, settings);
+    this.cache =
+        new ResponseCache(
+            system, dev.mcpstack.shared.CacheSettings.fromConfig(system.settings().config()), json, admission);
   }
 
   /**

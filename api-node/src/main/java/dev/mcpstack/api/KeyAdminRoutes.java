@@ -115,7 +115,7 @@ final class KeyAdminRoutes {
       limits = limits.withBudget(budget(body.get("budget")));
     }
     ApiKeys.NewKey made = ApiKeys.generate();
-    ApiKey key = new ApiKey(made.id(), tenant, name, made.sha256(), limits, models, null, null, null, 0);
+    ApiKey key = new ApiKey(made.id(), tenant, name, made.sha256(), limits, models, null, null, null, 0, cache(body));
     return answer(ask(made.id(), r -> new KeyProtocol.Create(key, r)), StatusCodes.CREATED, made.secret(), requestId);
   }
 
@@ -124,6 +124,7 @@ final class KeyAdminRoutes {
     object(body);
     String name = body.has("name") ? name(body) : null;
     List<String> models = body.has("models") ? models(body) : null;
+    Boolean cache = cache(body);
     if (body.has("limits")) {
       limits(body.get("limits"), KeyLimits.UNLIMITED); // 400 before asking anything
     }
@@ -138,7 +139,7 @@ final class KeyAdminRoutes {
                     limits = limits.withBudget(budget);
                   }
                   KeyLimits changed = body.has("limits") || body.has("budget") ? limits : null;
-                  return ask(id, r -> new KeyProtocol.Update(id, name, changed, models, r));
+                  return ask(id, r -> new KeyProtocol.Update(id, name, changed, models, cache, r));
                 });
     return answer(updated, StatusCodes.OK, null, requestId);
   }
@@ -203,6 +204,7 @@ final class KeyAdminRoutes {
     n.put("status", k.revoked() ? "revoked" : "active");
     ArrayNode models = n.putArray("models");
     k.models().forEach(models::add);
+    n.put("cache", k.cacheAllowed());
     ObjectNode limits = n.putObject("limits");
     limits.put("requests_per_minute", k.limits().requestsPerMinute());
     limits.put("tokens_per_minute", k.limits().tokensPerMinute());
@@ -254,6 +256,18 @@ final class KeyAdminRoutes {
       throw ApiError.invalid("name", "Invalid 'name': expected a string of at most " + MAX_NAME + " characters.");
     }
     return name.asText();
+  }
+
+  /** The optional {@code cache} switch (docs/adr/0009); null when the body lacks it. */
+  private static Boolean cache(JsonNode body) {
+    JsonNode cache = body.get("cache");
+    if (cache == null || cache.isNull()) {
+      return null;
+    }
+    if (!cache.isBoolean()) {
+      throw ApiError.invalid("cache", "Invalid 'cache': expected true or false.");
+    }
+    return cache.booleanValue();
   }
 
   private static List<String> models(JsonNode body) {

@@ -150,7 +150,7 @@ final class KeyStore {
       if (colon < 0) {
         throw new IllegalArgumentException("API_KEYS entry '" + e + "' is not tenant:sha256");
       }
-      add(keys, e.substring(0, colon), e.substring(colon + 1), "", List.of(), defaults, "API_KEYS");
+      add(keys, e.substring(0, colon), e.substring(colon + 1), "", List.of(), defaults, null, "API_KEYS");
     }
     String file = api.getString("keys.file");
     if (!file.isBlank()) {
@@ -167,6 +167,7 @@ final class KeyStore {
             k.hasPath("name") ? k.getString("name") : "",
             k.hasPath("models") ? k.getStringList("models") : List.of(),
             limits,
+            k.hasPath("cache") ? k.getBoolean("cache") : null,
             "API_KEYS_FILE");
       }
     }
@@ -174,7 +175,14 @@ final class KeyStore {
   }
 
   private static void add(
-      Map<String, ApiKey> keys, String tenant, String sha256, String name, List<String> models, KeyLimits limits, String source) {
+      Map<String, ApiKey> keys,
+      String tenant,
+      String sha256,
+      String name,
+      List<String> models,
+      KeyLimits limits,
+      Boolean cache,
+      String source) {
     String hash = sha256.trim().toLowerCase(java.util.Locale.ROOT);
     if (!validTenant(tenant.trim())) {
       throw new IllegalArgumentException(
@@ -184,7 +192,7 @@ final class KeyStore {
       throw new IllegalArgumentException(source + ": '" + sha256 + "' is not a SHA-256 in hex (64 digits)");
     }
     String id = "cfg" + hash.substring(0, 9);
-    keys.put(hash, new ApiKey(id, tenant.trim(), name, hash, limits, models, null, null, null, 0));
+    keys.put(hash, new ApiKey(id, tenant.trim(), name, hash, limits, models, null, null, null, 0, cache));
   }
 
   static KeyLimits limits(Config c) {

@@ -11,7 +11,9 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Function;
+import com.typesafe.config.Config;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
@@ -19,16 +21,27 @@ import org.apache.pekko.actor.typed.receptionist.Receptionist;
 
 /**
  * The worker nodes this api-node can see, found through the receptionist: their model catalogue
- * (asked of one worker, the next one when it does not answer), their health and their upstreams
- * (asked of all).
+ * (asked of one worker, the next one when it does not answer; kept for {@code
+ * mcp.api.models-cache.ttl}), their health and their upstreams (asked of all).
  */
 final class Workers {
   private final ActorSystem<?> system;
   private final ApiSettings settings;
+  private final long modelsTtlNanos;
+  private final long keepLastGoodNanos;
+  /** The last non-empty catalogue and when it arrived ({@link System#nanoTime()}); null before the first. */
+  private final AtomicReference<Catalogue> catalogue = new AtomicReference<>();
+  /** The one fetch in flight, if any: callers that must wait share it. */
+  private final AtomicReference<CompletableFuture<ModelList>> fetching = new AtomicReference<>();
+
+  private record Catalogue(ModelList list, long fetchedAt) {}
 
   Workers(ActorSystem<?> system, ApiSettings settings) {
     this.system = system;
     this.settings = settings;
+    Config models = system.settings().config().getConfig("mcp.api.models-cache");
+    this.modelsTtlNanos = models.getDuration("ttl").toNanos();
+    this.keepLastGoodNanos = models.getDuration("keep-last-good-for").toNanos();
   }
 
   CompletionStage<List<ActorRef<WorkerInfoProtocol.Command>>> find() {
@@ -46,8 +59,57 @@ final class Workers {
             });
   }
 
-  /** The models of one worker that answers with a non-empty list; 503 when no worker answers. */
+  /**
+   * The model catalogue. Within the TTL of the last one, that one; after it, still that one while a
+   * fresh one is fetched in the background, for up to {@code keep-last-good-for} (so a runner that
+   * fails or answers nothing keeps the last good list meanwhile); without a usable one, a fresh one
+   * (503 when no worker answers).
+   */
   CompletionStage<ModelList> models() {
+    if (modelsTtlNanos <= 0) {
+      return fetchModels();
+    }
+    Catalogue last = catalogue.get();
+    if (last != null) {
+      long age = System.nanoTime() - last.fetchedAt();
+      if (age < modelsTtlNanos) {
+        return CompletableFuture.completedFuture(last.list());
+      }
+      if (age < modelsTtlNanos + keepLastGoodNanos) {
+        refresh();
+        return CompletableFuture.completedFuture(last.list());
+      }
+    }
+    return refresh();
+  }
+
+  /** Fetches the catalogue unless a fetch is under way (then that one); keeps it when it is not empty. */
+  private CompletionStage<ModelList> refresh() {
+    CompletableFuture<ModelList> mine = new CompletableFuture<>();
+    CompletableFuture<ModelList> running = fetching.compareAndExchange(null, mine);
+    if (running != null) {
+      return running;
+    }
+    fetchModels()
+        .whenComplete(
+            (list, e) -> {
+              if (e == null && !list.models().isEmpty()) {
+                catalogue.set(new Catalogue(list, System.nanoTime()));
+              } else {
+                system.log().debug("model catalogue refresh failed or was empty; keeping the last good one");
+              }
+              fetching.set(null);
+              if (e == null) {
+                mine.complete(list);
+              } else {
+                mine.completeExceptionally(e);
+              }
+            });
+    return mine;
+  }
+
+  /** The models of one worker that answers with a non-empty list; 503 when no worker answers. */
+  private CompletionStage<ModelList> fetchModels() {
     return find()
         .thenCompose(
             workers -> {

@@ -10,7 +10,9 @@ import java.util.Objects;
  * {@code models} lists the models the key may use (empty = all); {@code account} names the key's
  * limiter and usage account, carried over when a key is rotated so that the new secret inherits
  * the old one's minute, budget and usage (null = the key's own id); {@code version} is the key
- * registry's version at the key's last change, which lets api-nodes fetch only what changed.
+ * registry's version at the key's last change, which lets api-nodes fetch only what changed;
+ * {@code cache} says whether the key's requests may use the response cache (docs/adr/0009) when it
+ * is on: keys stored before the field existed read as null, which means yes.
  */
 public record ApiKey(
     String id,
@@ -22,7 +24,8 @@ public record ApiKey(
     Instant createdAt,
     Instant revokedAt,
     String account,
-    long version)
+    long version,
+    Boolean cache)
     implements CborSerializable {
 
   public ApiKey {
@@ -33,6 +36,12 @@ public record ApiKey(
     models = models == null ? List.of() : List.copyOf(models);
     name = name == null ? "" : name;
     account = account == null ? id : account;
+    cache = cache == null ? Boolean.TRUE : cache;
+  }
+
+  /** Whether this key's requests may be answered from, and stored in, the response cache. */
+  public boolean cacheAllowed() {
+    return cache;
   }
 
   public boolean revoked() {
@@ -45,14 +54,15 @@ public record ApiKey(
   }
 
   public ApiKey withVersion(long v) {
-    return new ApiKey(id, tenant, name, sha256, limits, models, createdAt, revokedAt, account, v);
+    return new ApiKey(id, tenant, name, sha256, limits, models, createdAt, revokedAt, account, v, cache);
   }
 
   public ApiKey revokedAt(Instant at, long v) {
-    return new ApiKey(id, tenant, name, sha256, limits, models, createdAt, at, account, v);
+    return new ApiKey(id, tenant, name, sha256, limits, models, createdAt, at, account, v, cache);
   }
 
-  public ApiKey updated(String newName, KeyLimits newLimits, List<String> newModels, long v) {
+  /** This key with the given fields changed; null ones stay as they are. */
+  public ApiKey updated(String newName, KeyLimits newLimits, List<String> newModels, Boolean newCache, long v) {
     return new ApiKey(
         id,
         tenant,
@@ -63,6 +73,7 @@ public record ApiKey(
         createdAt,
         revokedAt,
         account,
-        v);
+        v,
+        newCache == null ? cache : newCache);
   }
 }

@@ -23,8 +23,9 @@ public interface KeyProtocol {
   /** Adds {@code key} (its version is assigned by the registry); rejected if the id exists. */
   record Create(ApiKey key, ActorRef<Reply> replyTo) implements Command {}
 
-  /** Changes the name, limits or models of a key; null fields stay as they are. */
-  record Update(String id, String name, KeyLimits limits, List<String> models, ActorRef<Reply> replyTo)
+  /** Changes the name, limits, models or cache switch of a key; null fields stay as they are. */
+  record Update(
+      String id, String name, KeyLimits limits, List<String> models, Boolean cache, ActorRef<Reply> replyTo)
       implements Command {
     public Update {
       models = models == null ? null : List.copyOf(models);

@@ -1,6 +1,8 @@
 package dev.mcpstack.worker;
 
 import com.typesafe.config.Config;
+import dev.mcpstack.shared.CacheSettings;
+import dev.mcpstack.worker.cache.ResponseCacheEntity;
 import dev.mcpstack.worker.journal.Journal;
 import dev.mcpstack.worker.journal.JournalHealth;
 import dev.mcpstack.worker.keys.KeyAccount;
@@ -17,7 +19,7 @@ import org.apache.pekko.actor.typed.Props;
 
 /**
  * The worker role on one node: the model-runner client, sharded task entities, the key registry
- * and per-key limiters, and the retention cleaner. The journal schema must exist first ({@link Journal#ensureSchema}).
+ * and per-key limiters, the response cache partitions, and the retention cleaner. The journal schema must exist first ({@link Journal#ensureSchema}).
  */
 public final class WorkerNode {
   private final ModelRunnerClient client;
@@ -52,6 +54,8 @@ public final class WorkerNode {
         config.getDuration("mcp.worker.usage.dedupe-window"),
         taskSettings.journalRestartMin(),
         taskSettings.journalRestartMax());
+    // always started, so that api-nodes with the cache on find its partitions whatever this node's switch says
+    ResponseCacheEntity.init(system, CacheSettings.fromConfig(config));
     system.systemActorOf(WorkerInfo.create(client, config), "worker-info", Props.empty());
     if (config.getBoolean("mcp.worker.retention.enabled")) {
       system.systemActorOf(RetentionCleaner.periodic(config), "task-retention", Props.empty());

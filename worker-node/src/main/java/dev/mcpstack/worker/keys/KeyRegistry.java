@@ -48,7 +48,9 @@ public final class KeyRegistry
 
   public record KeyCreated(ApiKey key) implements Event {}
 
-  public record KeyUpdated(String id, String name, KeyLimits limits, List<String> models) implements Event {
+  /** {@code cache} is null in events written before the key's cache switch existed: unchanged. */
+  public record KeyUpdated(String id, String name, KeyLimits limits, List<String> models, Boolean cache)
+      implements Event {
     public KeyUpdated {
       models = models == null ? null : List.copyOf(models);
     }
@@ -74,7 +76,7 @@ public final class KeyRegistry
         return with(c.key().withVersion(v));
       }
       if (event instanceof KeyUpdated u) {
-        return with(keys.get(u.id()).updated(u.name(), u.limits(), u.models(), v));
+        return with(keys.get(u.id()).updated(u.name(), u.limits(), u.models(), u.cache(), v));
       }
       KeyRevoked r = (KeyRevoked) event;
       return with(keys.get(r.id()).revokedAt(r.at(), v));
@@ -130,7 +132,8 @@ public final class KeyRegistry
     }
     ApiKey key = cmd.key();
     ApiKey fresh =
-        new ApiKey(key.id(), key.tenant(), key.name(), key.sha256(), key.limits(), key.models(), clock.instant(), null, null, 0);
+        new ApiKey(key.id(), key.tenant(), key.name(), key.sha256(), key.limits(), key.models(), clock.instant(), null, null, 0,
+            key.cache());
     return Effect()
         .persist(new KeyCreated(fresh))
         .thenReply(cmd.replyTo(), s -> new KeyProtocol.One(s.keys().get(key.id())));
@@ -143,7 +146,7 @@ public final class KeyRegistry
         cmd.replyTo(),
         k ->
             Effect()
-                .persist(new KeyUpdated(cmd.id(), cmd.name(), cmd.limits(), cmd.models()))
+                .persist(new KeyUpdated(cmd.id(), cmd.name(), cmd.limits(), cmd.models(), cmd.cache()))
                 .thenReply(cmd.replyTo(), s -> new KeyProtocol.One(s.keys().get(cmd.id()))));
   }
 
@@ -175,7 +178,8 @@ public final class KeyRegistry
           Instant now = clock.instant();
           ApiKey replacement =
               new ApiKey(
-                  cmd.newId(), k.tenant(), k.name(), cmd.newSha256(), k.limits(), k.models(), now, null, k.account(), 0);
+                  cmd.newId(), k.tenant(), k.name(), cmd.newSha256(), k.limits(), k.models(), now, null, k.account(), 0,
+                  k.cache());
           return Effect()
               .persist(List.of(new KeyRevoked(k.id(), now), new KeyCreated(replacement)))
               .thenReply(cmd.replyTo(), s -> new KeyProtocol.One(s.keys().get(cmd.newId())));

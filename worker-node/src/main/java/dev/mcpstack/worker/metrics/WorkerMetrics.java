@@ -103,6 +103,34 @@ public final class WorkerMetrics {
     BUDGET_ALERT.withTag("key", keyId).update(usedRatio >= alertAt ? 1 : 0);
   }
 
+  private static final Gauge CACHE_ENTRIES =
+      Kamon.gauge("mcp.cache.entries", "Answers the response cache partitions on this worker hold").withoutTags();
+  private static final Gauge CACHE_BYTES =
+      Kamon.gauge("mcp.cache.bytes", "Size of the answers the response cache partitions on this worker hold").withoutTags();
+  private static final Metric.Counter CACHE_EVICTIONS =
+      Kamon.counter("mcp.cache.evictions", "Answers dropped from the response cache, by reason (size, expired)");
+
+  /** A response cache partition on this worker gained (positive) or lost entries and bytes. */
+  public static void cacheHeld(long entries, long bytes) {
+    if (entries > 0) {
+      CACHE_ENTRIES.increment(entries);
+    } else if (entries < 0) {
+      CACHE_ENTRIES.decrement(-entries);
+    }
+    if (bytes > 0) {
+      CACHE_BYTES.increment(bytes);
+    } else if (bytes < 0) {
+      CACHE_BYTES.decrement(-bytes);
+    }
+  }
+
+  /** {@code reason}: size (the LRU bound) or expired (the TTL). */
+  public static void cacheEvicted(String reason, long count) {
+    if (count > 0) {
+      CACHE_EVICTIONS.withTag("reason", reason).increment(count);
+    }
+  }
+
   public static void taskFinished(TaskKind kind, TaskStatus outcome) {
     TASKS
         .withTags(TagSet.of("kind", kind.wireName()).withTag("outcome", outcome.wireName()))

@@ -42,7 +42,7 @@ class KeyRegistryTest {
   }
 
   private static ApiKey key(String id, String tenant) {
-    return new ApiKey(id, tenant, "ci", id.repeat(6).substring(0, 64), new KeyLimits(60, 0, 0, 0), List.of("m"), null, null, null, 0);
+    return new ApiKey(id, tenant, "ci", id.repeat(6).substring(0, 64), new KeyLimits(60, 0, 0, 0), List.of("m"), null, null, null, 0, null);
   }
 
   private KeyProtocol.Reply run(java.util.function.Function<org.apache.pekko.actor.typed.ActorRef<KeyProtocol.Reply>, KeyProtocol.Command> command) {
@@ -57,7 +57,7 @@ class KeyRegistryTest {
     assertEquals(ErrorCode.CONFLICT, assertInstanceOf(KeyProtocol.Rejected.class, run(r -> new KeyProtocol.Create(key("aaaaaaaaaaaa", "other"), r))).error().code());
 
     ApiKey updated =
-        assertInstanceOf(KeyProtocol.One.class, run(r -> new KeyProtocol.Update("aaaaaaaaaaaa", null, new KeyLimits(5, 100, 1, 1), null, r))).key();
+        assertInstanceOf(KeyProtocol.One.class, run(r -> new KeyProtocol.Update("aaaaaaaaaaaa", null, new KeyLimits(5, 100, 1, 1), null, null, r))).key();
     assertEquals(new KeyLimits(5, 100, 1, 1), updated.limits());
     assertEquals(List.of("m"), updated.models());
     assertEquals(2, updated.version());

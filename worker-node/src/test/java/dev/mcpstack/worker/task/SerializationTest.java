@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mcpstack.shared.ApiKey;
 import dev.mcpstack.shared.Budget;
+import dev.mcpstack.shared.CacheProtocol;
 import dev.mcpstack.worker.keys.KeyAccount;
 import dev.mcpstack.shared.AccountProtocol;
 import java.time.LocalDate;
@@ -80,9 +81,10 @@ class SerializationTest {
     TestProbe<org.apache.pekko.Done> done = testKit.createTestProbe();
     TestProbe<LimiterProtocol.Command> limiterRefs = testKit.createTestProbe();
     TestProbe<AccountProtocol.UsageReport> usage = testKit.createTestProbe();
+    TestProbe<CacheProtocol.Found> found = testKit.createTestProbe();
     AccountProtocol.UsageLine line = new AccountProtocol.UsageLine(LocalDate.of(2026, 11, 28), "m", 3, 10, 20, 42);
     KeyLimits limits = new KeyLimits(60, 10_000, 4, 10);
-    ApiKey key = new ApiKey("k1", "acme", "ci", "ab".repeat(32), limits, List.of("m"), t, null, null, 3);
+    ApiKey key = new ApiKey("k1", "acme", "ci", "ab".repeat(32), limits, List.of("m"), t, null, null, 3, false);
     LimiterProtocol.Standing standing = new LimiterProtocol.Standing(60, 59, 1000, 10_000, 9_000, 6000);
     TaskState state =
         new TaskState("task-1", spec, "alice", "k1", "hold-1", TaskStatus.SUCCEEDED, 3, t, t, t, null, result, null, 3);
@@ -95,8 +97,8 @@ class SerializationTest {
         new TaskProtocol.Follow("alice", replies.ref()),
         key,
         new KeyProtocol.Create(key, keyReplies.ref()),
-        new KeyProtocol.Update("k1", "renamed", limits, List.of("m"), keyReplies.ref()),
-        new KeyProtocol.Update("k1", null, null, null, keyReplies.ref()),
+        new KeyProtocol.Update("k1", "renamed", limits, List.of("m"), false, keyReplies.ref()),
+        new KeyProtocol.Update("k1", null, null, null, null, keyReplies.ref()),
         new KeyProtocol.Revoke("k1", keyReplies.ref()),
         new KeyProtocol.Rotate("k1", "k2", "cd".repeat(32), keyReplies.ref()),
         new KeyProtocol.Get("k1", keyReplies.ref()),
@@ -105,8 +107,13 @@ class SerializationTest {
         new KeyProtocol.Many(List.of(key, key.revokedAt(t, 5)), 5),
         new KeyProtocol.Rejected(error),
         new KeyRegistry.KeyCreated(key),
-        new KeyRegistry.KeyUpdated("k1", null, limits, null),
+        new KeyRegistry.KeyUpdated("k1", null, limits, null, false),
         new KeyRegistry.KeyRevoked("k1", t),
+        new CacheProtocol.Lookup("ab".repeat(32), "acme", found.ref()),
+        new CacheProtocol.Store("ab".repeat(32), "acme", "{\"id\":\"chatcmpl-1\"}", new Usage(1, 2, 3)),
+        new CacheProtocol.Store("ab".repeat(32), "acme", "{}", null),
+        new CacheProtocol.Found("{\"id\":\"chatcmpl-1\"}", new Usage(1, 2, 3)),
+        CacheProtocol.Found.MISS,
         new KeyRegistry.State(java.util.Map.of("k1", key), 4),
         new LimiterProtocol.Acquire("task-1/h1", "task-1", LimiterProtocol.HoldKind.REQUEST, 120, limits, t, decisions.ref()),
         new LimiterProtocol.Acquire("task-2/h2", "task-2", LimiterProtocol.HoldKind.TASK, 0, KeyLimits.UNLIMITED, null, decisions.ref()),
@@ -123,7 +130,7 @@ class SerializationTest {
         new AccountProtocol.UsageReport(List.of(), 0, null),
         new AccountProtocol.ReportSpend(limiterRefs.ref()),
         new LimiterProtocol.SpendChanged(java.util.Map.of(LocalDate.of(2026, 11, 28), 42L)),
-        new ApiKey("k2", "acme", "rotated", "cd".repeat(32), limits, List.of(), t, null, "k1", 7),
+        new ApiKey("k2", "acme", "rotated", "cd".repeat(32), limits, List.of(), t, null, "k1", 7, null),
         new KeyAccount.UsageRecorded("task-1", "m", LocalDate.of(2026, 11, 28), 1, 2, 42, t),
         new KeyAccount.State(java.util.Map.of("2026-11-28/m", line), java.util.Map.of("task-1", t)),
         new TaskProtocol.Get("alice", replies.ref()),
@@ -210,6 +217,22 @@ class SerializationTest {
   void roundTrips(Object message) {
     Object back = testKit.serializationTestKit().verifySerialization(message, false);
     assertEquals(message, back);
+  }
+
+  /**
+   * Keys and key events written before the per-key cache switch existed: a key reads as allowed
+   * to use the cache, an update as leaving the switch unchanged.
+   */
+  @Test
+  void aKeyWithoutTheCacheSwitchMayUseTheCache() throws Exception {
+    ApiKey key = new ApiKey("k1", "acme", "ci", "ab".repeat(32), KeyLimits.UNLIMITED, List.of(), null, null, null, 1, false);
+    ApiKey old = (ApiKey) withoutField(key, "cache");
+    assertTrue(old.cacheAllowed());
+    assertFalse(key.cacheAllowed());
+    KeyRegistry.KeyUpdated update = new KeyRegistry.KeyUpdated("k1", "n", null, null, false);
+    assertEquals(new KeyRegistry.KeyUpdated("k1", "n", null, null, null), withoutField(update, "cache"));
+    assertFalse(old.updated(null, null, null, false, 2).cacheAllowed());
+    assertTrue(key.updated(null, null, null, null, 2).cacheAllowed() == key.cacheAllowed());
   }
 
   /** Events and commands written before retention existed read as the standard retention. */
