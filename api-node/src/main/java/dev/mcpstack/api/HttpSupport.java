@@ -22,6 +22,7 @@ import org.apache.pekko.http.javadsl.model.HttpResponse;
 import org.apache.pekko.http.javadsl.model.StatusCode;
 import org.apache.pekko.http.javadsl.server.Route;
 import org.apache.pekko.http.scaladsl.model.EntityStreamException;
+import org.apache.pekko.http.javadsl.model.HttpEntity;
 import org.apache.pekko.http.scaladsl.model.EntityStreamSizeException;
 import org.apache.pekko.http.scaladsl.model.IllegalRequestException;
 import org.apache.pekko.stream.Materializer;
@@ -75,6 +76,16 @@ final class HttpSupport {
                 ErrorCode.UNSUPPORTED_MEDIA_TYPE,
                 "Unsupported Content-Type '" + entity.getContentType() + "': send the body as application/json.",
                 null);
+          }
+          if (entity instanceof HttpEntity.Strict strict) {
+            // arrived whole (most bodies do): read without materialising a stream
+            if (strict.getData().size() > settings.maxBodySize()) {
+              throw new ApiError(
+                  ErrorCode.PAYLOAD_TOO_LARGE,
+                  "The request body is larger than the limit of " + settings.maxBodySize() + " bytes.",
+                  null);
+            }
+            return inner.apply(parse(strict.getData()));
           }
           return withSizeLimit(
               settings.maxBodySize(),
