@@ -318,6 +318,8 @@ public final class TaskEntity
   private final Materializer mat;
   /** The updates followers read; created at the first follower or streamed attempt. */
   private TaskUpdates updates;
+  /** The followers of a task without deltas (no hub needed): created at the first one. */
+  private StatusFollowers statusFollowers;
   private int followers;
   /** Followers of the previous version's nodes, told each update (they never leave). */
   private final Set<ActorRef<TaskUpdate>> legacySubscribers = new LinkedHashSet<>();
@@ -579,7 +581,14 @@ public final class TaskEntity
     }
     followers++;
     timers.cancel(ORPHAN_TIMER);
-    return updates().follower(state.toView(), () -> ctx.getSelf().tell(FollowerLeft.INSTANCE));
+    Runnable left = () -> ctx.getSelf().tell(FollowerLeft.INSTANCE);
+    if (!state.spec().streaming()) {
+      if (statusFollowers == null) {
+        statusFollowers = new StatusFollowers(mat, settings.updateBuffer());
+      }
+      return statusFollowers.follower(state.toView(), left);
+    }
+    return updates().follower(state.toView(), left);
   }
 
   private TaskUpdates updates() {
@@ -927,6 +936,9 @@ public final class TaskEntity
     if (updates != null) {
       updates.offer(new TaskUpdate.StatusChanged(state.toView()));
     }
+    if (statusFollowers != null) {
+      statusFollowers.publish(new TaskUpdate.StatusChanged(state.toView()));
+    }
   }
 
   private void finish(TaskState state) {
@@ -938,6 +950,9 @@ public final class TaskEntity
     if (updates != null) {
       updates.complete();
     }
+    if (statusFollowers != null) {
+      statusFollowers.complete();
+    }
     timers.cancel(ORPHAN_TIMER);
     onFinished.finished(state, false);
     WorkerMetrics.taskFinished(state.spec().kind(), state.status());
@@ -948,6 +963,14 @@ public final class TaskEntity
   /** A task in memory serves no reads once its followers had the end: it goes soon. */
   private Duration passivateFinishedAfter() {
     return durability == Durability.MEMORY ? settings.memoryPassivateFinishedAfter() : settings.passivateFinishedAfter();
+  }
+
+  /** The entity stops or restarts: followers of status changes follow it again (the hub's end with it). */
+  private void stopFollowers() {
+    if (statusFollowers != null) {
+      statusFollowers.fail(new IllegalStateException("the task's entity stopped"));
+      statusFollowers = null;
+    }
   }
 
   private void releasePlace() {
@@ -996,11 +1019,17 @@ public final class TaskEntity
             PostStop.instance(),
             state -> {
               releasePlace();
+              stopFollowers();
               if (durability == Durability.MEMORY) {
                 MemoryJournal.Events.get(ctx.getSystem()).forget(persistenceId().id());
               }
             })
-        .onSignal(PreRestart.instance(), state -> releasePlace())
+        .onSignal(
+            PreRestart.instance(),
+            state -> {
+              releasePlace();
+              stopFollowers();
+            })
         .onSignal(
             RecoveryFailed.class,
             (state, failed) -> {
