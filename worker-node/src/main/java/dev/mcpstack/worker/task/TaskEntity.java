@@ -318,8 +318,6 @@ public final class TaskEntity
   private final Materializer mat;
   /** The updates followers read; created at the first follower or streamed attempt. */
   private TaskUpdates updates;
-  /** The followers of a task without deltas (no hub needed): created at the first one. */
-  private StatusFollowers statusFollowers;
   private int followers;
   /** Followers of the previous version's nodes, told each update (they never leave). */
   private final Set<ActorRef<TaskUpdate>> legacySubscribers = new LinkedHashSet<>();
@@ -581,14 +579,7 @@ public final class TaskEntity
     }
     followers++;
     timers.cancel(ORPHAN_TIMER);
-    Runnable left = () -> ctx.getSelf().tell(FollowerLeft.INSTANCE);
-    if (!state.spec().streaming()) {
-      if (statusFollowers == null) {
-        statusFollowers = new StatusFollowers(mat, settings.updateBuffer());
-      }
-      return statusFollowers.follower(state.toView(), left);
-    }
-    return updates().follower(state.toView(), left);
+    return updates().follower(state.toView(), () -> ctx.getSelf().tell(FollowerLeft.INSTANCE));
   }
 
   private TaskUpdates updates() {
@@ -936,9 +927,6 @@ public final class TaskEntity
     if (updates != null) {
       updates.offer(new TaskUpdate.StatusChanged(state.toView()));
     }
-    if (statusFollowers != null) {
-      statusFollowers.publish(new TaskUpdate.StatusChanged(state.toView()));
-    }
   }
 
   private void finish(TaskState state) {
@@ -950,9 +938,6 @@ public final class TaskEntity
     if (updates != null) {
       updates.complete();
     }
-    if (statusFollowers != null) {
-      statusFollowers.complete();
-    }
     timers.cancel(ORPHAN_TIMER);
     onFinished.finished(state, false);
     WorkerMetrics.taskFinished(state.spec().kind(), state.status());
@@ -963,14 +948,6 @@ public final class TaskEntity
   /** A task in memory serves no reads once its followers had the end: it goes soon. */
   private Duration passivateFinishedAfter() {
     return durability == Durability.MEMORY ? settings.memoryPassivateFinishedAfter() : settings.passivateFinishedAfter();
-  }
-
-  /** The entity stops or restarts: followers of status changes follow it again (the hub's end with it). */
-  private void stopFollowers() {
-    if (statusFollowers != null) {
-      statusFollowers.fail(new IllegalStateException("the task's entity stopped"));
-      statusFollowers = null;
-    }
   }
 
   private void releasePlace() {
@@ -1019,17 +996,11 @@ public final class TaskEntity
             PostStop.instance(),
             state -> {
               releasePlace();
-              stopFollowers();
               if (durability == Durability.MEMORY) {
                 MemoryJournal.Events.get(ctx.getSystem()).forget(persistenceId().id());
               }
             })
-        .onSignal(
-            PreRestart.instance(),
-            state -> {
-              releasePlace();
-              stopFollowers();
-            })
+        .onSignal(PreRestart.instance(), state -> releasePlace())
         .onSignal(
             RecoveryFailed.class,
             (state, failed) -> {
