@@ -112,6 +112,11 @@ public final class Tracing implements Extension {
     return new Tracing(sdk.getTracer(SCOPE));
   }
 
+  /** Tracing that makes no span (until {@link #use}), outside an actor system. */
+  public static Tracing off() {
+    return new Tracing(null);
+  }
+
   /** Spans go to {@code otel} from now on (tests: the SDK's in-memory exporter). */
   public void use(OpenTelemetry otel) {
     this.tracer = otel == null ? null : otel.getTracer(SCOPE);
