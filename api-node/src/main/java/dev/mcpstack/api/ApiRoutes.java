@@ -50,7 +50,7 @@ final class ApiRoutes {
     this.admin = new AdminRoutes(http, taskClient, workers, new KeyAdminRoutes(http, keys, usage), tasks);
     this.mcp = new McpRoutes(http, taskClient, tasks, validation, workers);
     this.cors = Cors.of(http);
-    this.observer = new RequestObserver(http.system.settings().config());
+    this.observer = new RequestObserver(http.system.settings().config(), dev.mcpstack.shared.Tracing.get(http.system));
   }
 
   Route route() {

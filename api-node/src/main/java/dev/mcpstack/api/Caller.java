@@ -2,20 +2,32 @@ package dev.mcpstack.api;
 
 import dev.mcpstack.shared.ApiKey;
 import dev.mcpstack.shared.KeyLimits;
+import dev.mcpstack.shared.TraceContext;
 
 /**
  * Who sent a request: the tenant that owns what it creates, and the key it used. Two callers have
  * no key: the anonymous caller of development mode, and operators submitting through the admin
- * API. They have no limits, may use every model and may warm models up.
+ * API. They have no limits, may use every model and may warm models up. {@code trace}: the
+ * request's trace context, which the tasks it submits carry to the workers and the model runners
+ * (null when none: the worker then starts a trace of its own).
  */
-record Caller(String tenant, ApiKey key) {
+record Caller(String tenant, ApiKey key, TraceContext trace) {
   static final String ANONYMOUS_TENANT = "anonymous";
   static final Caller ANONYMOUS = new Caller(ANONYMOUS_TENANT, null);
   /** Whose tasks operators submit through {@code POST /admin/tasks}. */
   static final Caller OPERATOR = new Caller("operator", null);
 
+  Caller(String tenant, ApiKey key) {
+    this(tenant, key, null);
+  }
+
   static Caller of(ApiKey key) {
     return new Caller(key.tenant(), key);
+  }
+
+  /** This caller, within the request of trace context {@code trace}. */
+  Caller traced(TraceContext trace) {
+    return trace == null ? this : new Caller(tenant, key, trace);
   }
 
   /** The anonymous caller, or an operator. */

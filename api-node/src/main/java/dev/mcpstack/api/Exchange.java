@@ -2,6 +2,8 @@ package dev.mcpstack.api;
 
 import dev.mcpstack.shared.ErrorCode;
 import dev.mcpstack.shared.TaskView;
+import dev.mcpstack.shared.TraceContext;
+import io.opentelemetry.api.trace.Span;
 import dev.mcpstack.shared.Usage;
 import org.apache.pekko.http.javadsl.model.AttributeKey;
 import org.apache.pekko.http.javadsl.model.HttpResponse;
@@ -21,13 +23,23 @@ final class Exchange {
 
   final String requestId;
   final long startNanos;
+  /** The request's trace context (the client's, or a new trace); null outside {@link RequestObserver}. */
+  final TraceContext trace;
+  /** The request's span when tracing is on, else null. */
+  final Span span;
   private volatile String keyId;
   private volatile String tenant;
   private volatile String model;
 
   Exchange(String requestId, long startNanos) {
+    this(requestId, startNanos, null, null);
+  }
+
+  Exchange(String requestId, long startNanos, TraceContext trace, Span span) {
     this.requestId = requestId;
     this.startNanos = startNanos;
+    this.trace = trace;
+    this.span = span;
   }
 
   void caller(Caller caller) {

@@ -135,7 +135,7 @@ final class HttpSupport {
           return exchange(
               exchange -> {
                 exchange.caller(caller);
-                return inner.apply(caller);
+                return inner.apply(caller.traced(exchange.trace));
               });
         });
   }

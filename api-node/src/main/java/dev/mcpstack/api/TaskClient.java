@@ -95,7 +95,7 @@ final class TaskClient {
       TaskSpec sent = requestChunks == null ? spec : new TaskSpec(spec.kind(), spec.model(), NullNode.getInstance());
       return new TaskProtocol.Submit(
           sent, caller.tenant(), caller.account(), holdId, deadline, TaskIds.retention(id), follow, requestChunks, null, replyTo,
-          background);
+          background, caller.trace());
     };
   }
 

@@ -40,7 +40,10 @@ public interface TaskProtocol {
    * one, without backpressure); null from this version on. {@code background}: an async task of
    * {@code POST /v1/tasks}, a backlog item nobody waits for on a connection: while no runner has
    * room for it, it waits for one without spending its attempts. False for synchronous and
-   * streamed calls, and from senders of an older version (the field is then missing).
+   * streamed calls, and from senders of an older version (the field is then missing). {@code
+   * trace}: the request's trace context (the api-node's span, the client's tracestate, the request
+   * id), which the task keeps and sends on to the model runners; null from senders of an older
+   * version (the task then starts a trace of its own).
    */
   record Submit(
       TaskSpec spec,
@@ -53,10 +56,27 @@ public interface TaskProtocol {
       SourceRef<ByteString> requestChunks,
       ActorRef<TaskUpdate> subscriber,
       ActorRef<TaskReply> replyTo,
-      boolean background)
+      boolean background,
+      TraceContext trace)
       implements Command {
     public Submit {
       retention = retention == null ? TaskRetention.STANDARD : retention;
+    }
+
+    /** A submit without a trace context. */
+    public Submit(
+        TaskSpec spec,
+        String owner,
+        String keyId,
+        String holdId,
+        Instant deadline,
+        TaskRetention retention,
+        boolean follow,
+        SourceRef<ByteString> requestChunks,
+        ActorRef<TaskUpdate> subscriber,
+        ActorRef<TaskReply> replyTo,
+        boolean background) {
+      this(spec, owner, keyId, holdId, deadline, retention, follow, requestChunks, subscriber, replyTo, background, null);
     }
 
     /** A submit that is not {@code background} (a call someone waits for). */
@@ -83,7 +103,7 @@ public interface TaskProtocol {
     public Submit withRequest(com.fasterxml.jackson.databind.JsonNode request) {
       return new Submit(
           new TaskSpec(spec.kind(), spec.model(), request),
-          owner, keyId, holdId, deadline, retention, follow, null, subscriber, replyTo, background);
+          owner, keyId, holdId, deadline, retention, follow, null, subscriber, replyTo, background, trace);
     }
   }
 

@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mcpstack.shared.TaskResult;
+import dev.mcpstack.shared.TraceContext;
+import dev.mcpstack.shared.Tracing;
 import dev.mcpstack.shared.Usage;
 import dev.mcpstack.worker.metrics.WorkerMetrics;
 import dev.mcpstack.worker.task.AttemptRunner.Output;
@@ -37,12 +39,14 @@ import org.apache.pekko.stream.javadsl.Sink;
 final class ChatCalls {
   private final ActorSystem<?> system;
   private final Materializer mat;
+  private final Tracing tracing;
   /** pekko-http's SSE parser; line and event limits from {@code pekko.http.sse} (worker reference.conf). */
   private final Unmarshaller<HttpEntity, Source<ServerSentEvent, NotUsed>> events;
 
   ChatCalls(ActorSystem<?> system) {
     this.system = system;
     this.mat = Materializer.matFromSystem(system);
+    this.tracing = Tracing.get(system);
     this.events = EventStreamUnmarshalling.fromEventsStream(system.classicSystem());
   }
 
@@ -74,25 +78,32 @@ final class ChatCalls {
     }
   }
 
-  CompletionStage<TaskResult> complete(Upstream u, String model, JsonNode request) {
+  CompletionStage<TaskResult> complete(Upstream u, String model, JsonNode request, TraceContext trace) {
     ObjectNode body = ((ObjectNode) request.deepCopy()).put("model", model);
     body.remove("stream");
     body.remove("stream_options");
-    return postJson(u, model, "/chat/completions", body)
+    return postJson(u, model, "/chat/completions", body, trace)
         .thenApply(s -> new TaskResult(s.body(), usageOf(s.body()), s.upstream()));
   }
 
-  CompletionStage<Served> postJson(Upstream u, String model, String path, JsonNode body) {
+  /** A JSON POST, as a call of the trace {@code trace} (null: none). */
+  CompletionStage<Served> postJson(Upstream u, String model, String path, JsonNode body, TraceContext trace) {
     return u.submit(
         () -> {
           long start = System.nanoTime();
-          return u.send(ModelRunnerClient.jsonPost(u.url(path), body), u.settings().requestTimeout())
-              .thenCompose(response -> readJson(u, response))
-              .thenApply(
-                  json -> {
-                    WorkerMetrics.upstreamLatency(u.name(), model, ModelRunnerClient.elapsedSince(start));
-                    return new Served(json, u.name());
-                  });
+          UpstreamCall call = UpstreamCall.open(tracing, u, path, model, trace);
+          return call.endWith(
+              u.send(call.headers(ModelRunnerClient.jsonPost(u.url(path), body)), u.settings().requestTimeout())
+                  .thenCompose(
+                      response -> {
+                        call.status(response.status().intValue());
+                        return readJson(u, response);
+                      })
+                  .thenApply(
+                      json -> {
+                        WorkerMetrics.upstreamLatency(u.name(), model, ModelRunnerClient.elapsedSince(start));
+                        return new Served(json, u.name());
+                      }));
         });
   }
 
@@ -130,7 +141,7 @@ final class ChatCalls {
   }
 
   CompletionStage<TaskResult> stream(
-      Upstream u, String model, JsonNode request, Output output, StreamHandle handle) {
+      Upstream u, String model, JsonNode request, Output output, StreamHandle handle, TraceContext trace) {
     ObjectNode body = ((ObjectNode) request.deepCopy()).put("model", model).put("stream", true);
     body.putObject("stream_options").put("include_usage", true);
     return u.submit(
@@ -140,11 +151,13 @@ final class ChatCalls {
             return CompletableFuture.<TaskResult>failedFuture(new CancellationException("cancelled before it was sent"));
           }
           long start = System.nanoTime();
-          return u.send(
-                  ModelRunnerClient.jsonPost(u.url("/chat/completions"), body),
+          UpstreamCall call = UpstreamCall.open(tracing, u, "/chat/completions", model, trace);
+          return call.endWith(u.send(
+                  call.headers(ModelRunnerClient.jsonPost(u.url("/chat/completions"), body)),
                   u.settings().firstTokenTimeout())
               .thenCompose(
                   response -> {
+                    call.status(response.status().intValue());
                     if (!response.status().isSuccess()) {
                       return readJson(u, response).thenApply(ignored -> (TaskResult) null);
                     }
@@ -162,7 +175,7 @@ final class ChatCalls {
                                           + ", not text/event-stream"));
                             })
                         .thenCompose(stream -> relay(u, model, start, stream, acc, output, handle));
-                  });
+                  }));
         });
   }
 

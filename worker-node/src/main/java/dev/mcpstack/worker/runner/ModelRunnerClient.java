@@ -8,6 +8,7 @@ import com.typesafe.config.Config;
 import dev.mcpstack.shared.ErrorCode;
 import dev.mcpstack.shared.TaskResult;
 import dev.mcpstack.shared.TaskSpec;
+import dev.mcpstack.shared.TraceContext;
 import dev.mcpstack.shared.Usage;
 import dev.mcpstack.worker.metrics.WorkerMetrics;
 import dev.mcpstack.worker.task.AttemptFailure;
@@ -59,19 +60,24 @@ public final class ModelRunnerClient implements AttemptRunner {
 
   @Override
   public Attempt start(String taskId, TaskSpec spec, int attempt, Output output) {
+    return start(taskId, spec, attempt, null, output);
+  }
+
+  @Override
+  public Attempt start(String taskId, TaskSpec spec, int attempt, TraceContext trace, Output output) {
     switch (spec.kind()) {
       case CHAT:
         if (spec.streaming()) {
           ChatCalls.StreamHandle handle = new ChatCalls.StreamHandle();
           return attempt(
-              route(spec.model(), u -> chat.stream(u, spec.model(), spec.request(), output, handle)),
+              route(spec.model(), u -> chat.stream(u, spec.model(), spec.request(), output, handle, trace)),
               handle::cancel);
         }
-        return attempt(route(spec.model(), u -> chat.complete(u, spec.model(), spec.request())), () -> {});
+        return attempt(route(spec.model(), u -> chat.complete(u, spec.model(), spec.request(), trace)), () -> {});
       case EMBEDDINGS:
-        return attempt(embeddings(spec.model(), spec.request()), () -> {});
+        return attempt(embeddings(spec.model(), spec.request(), trace), () -> {});
       case MODEL_WARMUP:
-        return attempt(warmup(spec.model()), () -> {});
+        return attempt(warmup(spec.model(), trace), () -> {});
       default:
         throw new IllegalArgumentException("unknown task kind " + spec.kind());
     }
@@ -174,7 +180,7 @@ public final class ModelRunnerClient implements AttemptRunner {
 
   // ---- embeddings: inputs grouped into batches, one upstream call per batch ----
 
-  CompletionStage<TaskResult> embeddings(String model, JsonNode request) {
+  CompletionStage<TaskResult> embeddings(String model, JsonNode request, TraceContext trace) {
     JsonNode input = request.path("input");
     List<JsonNode> inputs = new ArrayList<>();
     boolean listOfTexts = input.isArray() && input.size() > 0 && input.get(0).isTextual();
@@ -191,7 +197,7 @@ public final class ModelRunnerClient implements AttemptRunner {
         ArrayNode arr = body.putArray("input");
         slice.forEach(arr::add);
       }
-      batches.add(route(model, u -> chat.postJson(u, model, "/embeddings", body)));
+      batches.add(route(model, u -> chat.postJson(u, model, "/embeddings", body, trace)));
     }
     return CompletableFuture.allOf(batches.stream().map(CompletionStage::toCompletableFuture).toArray(CompletableFuture[]::new))
         .thenApply(
@@ -226,7 +232,7 @@ public final class ModelRunnerClient implements AttemptRunner {
 
   // ---- model warm-up: a one-token request to every upstream that serves the model ----
 
-  CompletionStage<TaskResult> warmup(String model) {
+  CompletionStage<TaskResult> warmup(String model, TraceContext trace) {
     List<Upstream> serving = candidates(model);
     if (serving.isEmpty()) {
       return CompletableFuture.failedFuture(UpstreamFailure.noUpstream(model));
@@ -235,7 +241,7 @@ public final class ModelRunnerClient implements AttemptRunner {
     ping.putArray("messages").addObject().put("role", "user").put("content", "ping");
     List<CompletableFuture<ChatCalls.Served>> calls =
         serving.stream()
-            .map(u -> chat.postJson(u, model, "/chat/completions", ping).toCompletableFuture())
+            .map(u -> chat.postJson(u, model, "/chat/completions", ping, trace).toCompletableFuture())
             .toList();
     return CompletableFuture.allOf(
             calls.stream().map(c -> c.handle((v, e) -> v)).toArray(CompletableFuture[]::new))

@@ -3,6 +3,7 @@ package dev.mcpstack.worker.task;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.mcpstack.shared.TaskResult;
 import dev.mcpstack.shared.TaskSpec;
+import dev.mcpstack.shared.TraceContext;
 import java.util.concurrent.CompletionStage;
 import org.apache.pekko.Done;
 
@@ -14,6 +15,15 @@ import org.apache.pekko.Done;
 public interface AttemptRunner {
 
   Attempt start(String taskId, TaskSpec spec, int attempt, Output output);
+
+  /**
+   * Runs the attempt under {@code trace} (the attempt's span: its runner calls are its children,
+   * and send it on as {@code traceparent} and {@code X-Request-Id}). Runners that send no headers
+   * ignore it.
+   */
+  default Attempt start(String taskId, TaskSpec spec, int attempt, TraceContext trace, Output output) {
+    return start(taskId, spec, attempt, output);
+  }
 
   /**
    * Where the pieces of a streamed chat answer go: each runner chunk's {@code choices} array as

@@ -21,6 +21,9 @@ import dev.mcpstack.shared.TaskSpec;
 import dev.mcpstack.shared.TaskStatus;
 import dev.mcpstack.shared.TaskUpdate;
 import dev.mcpstack.shared.TaskView;
+import dev.mcpstack.shared.TraceContext;
+import dev.mcpstack.shared.Tracing;
+import io.opentelemetry.api.trace.Span;
 import dev.mcpstack.worker.metrics.WorkerMetrics;
 import java.time.Clock;
 import java.time.Duration;
@@ -141,7 +144,9 @@ public final class TaskEntity
    * callers; {@code holdId}: the key limiter's hold to free when the task ends, null if none. {@code
    * retention}: null in events written before it existed, read as {@link TaskRetention#STANDARD}.
    * {@code background}: an async task (TaskProtocol.Submit); false in events written before it
-   * existed.
+   * existed. {@code trace}: the request's trace context (TaskProtocol.Submit), kept so that every
+   * attempt, on whichever worker, continues the client's trace; null in events written before it
+   * existed and from older senders.
    */
   public record TaskSubmitted(
       TaskSpec spec,
@@ -151,10 +156,24 @@ public final class TaskEntity
       Instant deadline,
       Instant at,
       TaskRetention retention,
-      boolean background)
+      boolean background,
+      TraceContext trace)
       implements Event {
     public TaskSubmitted {
       retention = retention == null ? TaskRetention.STANDARD : retention;
+    }
+
+    /** A submission without a trace context (as written before it existed: the field is then missing). */
+    public TaskSubmitted(
+        TaskSpec spec,
+        String owner,
+        String keyId,
+        String holdId,
+        Instant deadline,
+        Instant at,
+        TaskRetention retention,
+        boolean background) {
+      this(spec, owner, keyId, holdId, deadline, at, retention, background, null);
     }
 
     /** A submission that is not {@code background}. */
@@ -322,6 +341,11 @@ public final class TaskEntity
   /** Followers of the previous version's nodes, told each update (they never leave). */
   private final Set<ActorRef<TaskUpdate>> legacySubscribers = new LinkedHashSet<>();
   private AttemptRunner.Attempt inFlight;
+  /** Spans, when tracing is on (docs/observability.md): the task's on this worker, until it ends or stops here. */
+  private final Tracing tracing;
+  private Span taskSpan;
+  /** The trace of a task submitted without one (an older sender), made when first needed. */
+  private TraceContext ownTrace;
   /**
    * A background task's waits in a row for a runner with room (none persisted: 10,000 waiting
    * tasks must not flood the journal); 0 while it is not waiting.
@@ -358,6 +382,7 @@ public final class TaskEntity
     this.shard = shard;
     this.onFinished = onFinished;
     this.active = ActiveTasks.get(ctx.getSystem());
+    this.tracing = Tracing.get(ctx.getSystem());
     this.ctx = ctx;
     this.timers = timers;
     // the bound materializer is an actor of its own: not made for tasks nobody follows (a look-up)
@@ -478,7 +503,7 @@ public final class TaskEntity
             List.of(
                 new TaskSubmitted(
                     cmd.spec(), cmd.owner(), cmd.keyId(), cmd.holdId(), deadline, now, cmd.retention(),
-                    cmd.background()),
+                    cmd.background(), cmd.trace()),
                 new AttemptStarted(1, now)))
         .thenRun(
             s -> {
@@ -861,11 +886,30 @@ public final class TaskEntity
     if (newAttempt) {
       WorkerMetrics.attemptStarted(state.spec().kind());
     }
+    TraceContext trace = traceOf(state);
+    Span attemptSpan = null;
+    if (tracing.enabled()) {
+      if (taskSpan == null) {
+        taskSpan = AttemptSpans.start(tracing, "task " + state.spec().kind().name().toLowerCase(java.util.Locale.ROOT), trace);
+        taskSpan.setAttribute("mcp.task.id", taskId);
+        taskSpan.setAttribute("gen_ai.request.model", state.spec().model());
+      }
+      attemptSpan = AttemptSpans.start(tracing, "attempt", Tracing.contextOf(taskSpan, trace.tracestate(), trace.requestId()));
+      attemptSpan.setAttribute("mcp.attempt", attempt);
+      trace = Tracing.contextOf(attemptSpan, trace.tracestate(), trace.requestId());
+    }
     try {
-      inFlight = runner.start(taskId, state.spec(), attempt, output(state, attempt));
+      inFlight = runner.start(taskId, state.spec(), attempt, trace, output(state, attempt));
     } catch (RuntimeException e) {
+      if (attemptSpan != null) {
+        Tracing.end(attemptSpan, AttemptSpans.errorCode(e));
+      }
       ctx.getSelf().tell(errored(attempt, AttemptFailure.of(e)));
       return;
+    }
+    if (attemptSpan != null) {
+      Span span = attemptSpan;
+      inFlight.result().whenComplete((r, e) -> Tracing.end(span, e == null ? null : AttemptSpans.errorCode(e)));
     }
     ctx.pipeToSelf(
         inFlight.result(),
@@ -929,7 +973,33 @@ public final class TaskEntity
     }
   }
 
+  /** The trace the task's calls continue: its submission's, or (submitted without one) its own. */
+  private TraceContext traceOf(TaskState state) {
+    if (state.trace() != null) {
+      return state.trace();
+    }
+    if (ownTrace == null) {
+      ownTrace = TraceContext.accept(null, null, taskId);
+    }
+    return ownTrace;
+  }
+
+  /** Ends the task's span here: it finished, or it stops on this worker (passivated, moved, crashed). */
+  private void endTaskSpan(TaskState state, boolean stopped) {
+    if (taskSpan == null) {
+      return;
+    }
+    taskSpan.setAttribute("mcp.task.status", String.valueOf(state.status()));
+    taskSpan.setAttribute("mcp.task.attempts", state.attempts());
+    if (stopped) {
+      taskSpan.setAttribute("mcp.task.stopped", true);
+    }
+    Tracing.end(taskSpan, state.error() != null && state.status() == TaskStatus.FAILED ? state.error().code().code() : null);
+    taskSpan = null;
+  }
+
   private void finish(TaskState state) {
+    endTaskSpan(state, false);
     releasePlace();
     inFlight = null;
     timers.cancel(DEADLINE_TIMER);
@@ -995,12 +1065,18 @@ public final class TaskEntity
         .onSignal(
             PostStop.instance(),
             state -> {
+              endTaskSpan(state, true);
               releasePlace();
               if (durability == Durability.MEMORY) {
                 MemoryJournal.Events.get(ctx.getSystem()).forget(persistenceId().id());
               }
             })
-        .onSignal(PreRestart.instance(), state -> releasePlace())
+        .onSignal(
+            PreRestart.instance(),
+            state -> {
+              endTaskSpan(state, true);
+              releasePlace();
+            })
         .onSignal(
             RecoveryFailed.class,
             (state, failed) -> {

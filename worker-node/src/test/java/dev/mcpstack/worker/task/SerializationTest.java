@@ -94,6 +94,7 @@ class SerializationTest {
         new TaskProtocol.Submit(spec, "alice", "k1", "hold-1", t, null, false, null, null, replies.ref()),
         new TaskProtocol.Submit(spec, "alice", "k1", null, t, TaskRetention.TRANSIENT, false, null, updates.ref(), replies.ref()),
         new TaskProtocol.Submit(spec, "alice", "k1", "hold-1", null, TaskRetention.STANDARD, false, null, null, replies.ref(), true),
+        new TaskProtocol.Submit(spec, "alice", "k1", null, t, TaskRetention.STANDARD, true, null, null, replies.ref(), false, TRACE),
         new TaskProtocol.Follow("alice", replies.ref()),
         key,
         new KeyProtocol.Create(key, keyReplies.ref()),
@@ -148,6 +149,8 @@ class SerializationTest {
         new TaskEntity.TaskSubmitted(spec, "alice", "k1", "hold-1", t, t, TaskRetention.STANDARD),
         new TaskEntity.TaskSubmitted(spec, "alice", null, null, t, t, TaskRetention.TRANSIENT),
         new TaskEntity.TaskSubmitted(spec, "alice", "k1", "hold-1", t, t, TaskRetention.STANDARD, true),
+        new TaskEntity.TaskSubmitted(spec, "alice", "k1", null, t, t, TaskRetention.STANDARD, false, TRACE),
+        new TaskState("task-1", spec, "alice", null, null, TaskStatus.RUNNING, 1, t, t, t, null, null, null, 0, false, TRACE),
         new TaskEntity.AttemptStarted(1, t),
         new TaskEntity.AttemptFailed(1, error, true, t, t),
         new TaskEntity.AttemptFailed(2, error, false, null, t),
@@ -271,6 +274,41 @@ class SerializationTest {
       Object old = withoutField(message, "background");
       assertFalse(backgroundOf(old), old.toString());
     }
+  }
+
+  private static final dev.mcpstack.shared.TraceContext TRACE =
+      new dev.mcpstack.shared.TraceContext("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "vendor=abc", "req-1");
+
+  /**
+   * Events, commands and snapshots written before {@code trace} existed read with none (the task
+   * then makes a trace of its own): a fail-over onto a newer worker still reads older tasks.
+   */
+  @Test
+  void aMessageWithoutTraceHasNone() throws Exception {
+    ObjectNode request = new ObjectMapper().createObjectNode().put("model", "m");
+    TaskSpec spec = new TaskSpec(TaskKind.CHAT, "m", request);
+    Instant t = Instant.parse("2026-11-28T10:15:30Z");
+    TestProbe<TaskReply> replies = testKit.createTestProbe();
+    List<Object> messages =
+        List.of(
+            new TaskEntity.TaskSubmitted(spec, "alice", null, null, t, t, TaskRetention.STANDARD, false, TRACE),
+            new TaskProtocol.Submit(spec, "alice", null, null, t, TaskRetention.STANDARD, false, null, null, replies.ref(), false, TRACE),
+            new TaskState("task-1", spec, "alice", null, null, TaskStatus.RUNNING, 1, t, t, t, null, null, null, 0, false, TRACE));
+    for (Object message : messages) {
+      assertEquals(TRACE, traceOf(message), message.toString());
+      Object old = withoutField(message, "trace");
+      org.junit.jupiter.api.Assertions.assertNull(traceOf(old), old.toString());
+    }
+  }
+
+  private static dev.mcpstack.shared.TraceContext traceOf(Object message) {
+    if (message instanceof TaskEntity.TaskSubmitted submitted) {
+      return submitted.trace();
+    }
+    if (message instanceof TaskState state) {
+      return state.trace();
+    }
+    return ((TaskProtocol.Submit) message).trace();
   }
 
   private static boolean backgroundOf(Object message) {

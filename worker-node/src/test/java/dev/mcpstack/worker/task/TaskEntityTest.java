@@ -423,6 +423,29 @@ class TaskEntityTest {
   }
 
   @Test
+  void theTraceOfTheSubmissionSurvivesARestartAndReachesEveryAttempt() {
+    dev.mcpstack.shared.TraceContext trace =
+        new dev.mcpstack.shared.TraceContext("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", null, "req-7");
+    kit.<TaskReply>runCommand(
+        r -> new Submit(chat(false), "alice", null, null, null, TaskRetention.STANDARD, true, null, null, r, false, trace));
+    assertEquals(trace, runner.next().trace());
+    kit.restart(); // a fail-over: the attempt in flight is lost, the next one continues the trace
+    assertEquals(trace, kit.getState().trace());
+    ScriptedRunner.Call resumed = runner.next();
+    assertEquals(2, resumed.attempt());
+    assertEquals(trace, resumed.trace());
+    resumed.result().complete(result("resumed"));
+  }
+
+  @Test
+  void aTaskSubmittedWithoutATraceStillGivesItsAttemptsOne() {
+    submit(chat(false), null);
+    dev.mcpstack.shared.TraceContext own = runner.next().trace();
+    org.junit.jupiter.api.Assertions.assertNotNull(own);
+    assertTrue(dev.mcpstack.shared.TraceContext.valid(own.traceparent()), own.traceparent());
+  }
+
+  @Test
   void recoveryMidAttemptStartsANewAttempt() {
     submit(chat(false), null);
     runner.next(); // in flight when the "node" restarts

@@ -27,7 +27,8 @@ public final class ScriptedRunner implements AttemptRunner {
       int attempt,
       Output output,
       CompletableFuture<TaskResult> result,
-      AtomicBoolean cancelled) {}
+      AtomicBoolean cancelled,
+      dev.mcpstack.shared.TraceContext trace) {}
 
   /** A runner chunk's {@code choices}: one choice 0 whose delta has {@code content}. */
   public static JsonNode textChoices(String content, String finishReason) {
@@ -45,8 +46,14 @@ public final class ScriptedRunner implements AttemptRunner {
 
   @Override
   public Attempt start(String taskId, TaskSpec spec, int attempt, Output output) {
+    return start(taskId, spec, attempt, null, output);
+  }
+
+  @Override
+  public Attempt start(
+      String taskId, TaskSpec spec, int attempt, dev.mcpstack.shared.TraceContext trace, Output output) {
     Call call =
-        new Call(taskId, spec, attempt, output, new CompletableFuture<>(), new AtomicBoolean());
+        new Call(taskId, spec, attempt, output, new CompletableFuture<>(), new AtomicBoolean(), trace);
     calls.add(call);
     return new Attempt() {
       @Override
