@@ -43,8 +43,9 @@ import org.apache.pekko.http.javadsl.server.Route;
  * The operations API under {@code /admin}, for operators holding {@code mcp.api.admin-token}:
  * cluster members with their shards ({@code GET /admin/cluster}), draining a node
  * ({@code POST /admin/cluster/members/{address}/leave}), every worker's upstreams and breakers
- * ({@code GET /admin/upstreams}, {@code POST /admin/upstreams/{name}/reset}) and any owner's task
- * ({@code GET /admin/tasks/{id}}). Without a token the whole tree does not exist (404).
+ * ({@code GET /admin/upstreams}, {@code POST /admin/upstreams/{name}/reset}), any owner's task
+ * ({@code GET /admin/tasks/{id}}), and for backups the intake switch ({@code /admin/intake}) and an
+ * H2 journal backup ({@code POST /admin/journal/backup}: {@link MaintenanceRoutes}). Without a token the whole tree does not exist (404).
  */
 final class AdminRoutes {
   private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(AdminRoutes.class);
@@ -57,6 +58,7 @@ final class AdminRoutes {
   private final ClusterSharding sharding;
   private final KeyAdminRoutes keys;
   private final TaskRoutes taskRoutes;
+  private final MaintenanceRoutes maintenance;
 
   AdminRoutes(HttpSupport http, TaskClient tasks, Workers workers, KeyAdminRoutes keys, TaskRoutes taskRoutes) {
     this.http = http;
@@ -67,6 +69,7 @@ final class AdminRoutes {
     this.token = http.settings.adminToken();
     this.cluster = Cluster.get(http.system);
     this.sharding = ClusterSharding.get(http.system);
+    this.maintenance = new MaintenanceRoutes(http);
   }
 
   Route route(String requestId) {
@@ -97,6 +100,7 @@ final class AdminRoutes {
                                         segment().slash("reset"),
                                         name -> post(() -> reset(name, requestId))))),
                         keys.route(requestId),
+                        maintenance.route(requestId),
                         path(
                             "tasks",
                             () ->

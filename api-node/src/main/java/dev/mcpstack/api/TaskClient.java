@@ -66,7 +66,7 @@ final class TaskClient {
       if (holdId != null) {
         admission.release(caller, holdId, 0); // refused: nothing ran
       }
-      return CompletableFuture.failedFuture(JournalGate.refusal());
+      return CompletableFuture.failedFuture(JournalGate.get(system).refusal());
     }
     return attempt(id, submitCommand(id, spec, caller, holdId, deadline, follow, background), settings.submitRetries())
         .whenComplete(
@@ -324,7 +324,7 @@ final class TaskClient {
               Throwable cause = Failures.unwrap(e);
               if (cause instanceof TimeoutException && !TaskIds.inMemory(id) && !JournalGate.get(system).accepting()) {
                 // the journal went down while this ask waited (it is why no answer came): no retry
-                return CompletableFuture.<TaskReply>failedFuture(JournalGate.refusal());
+                return CompletableFuture.<TaskReply>failedFuture(JournalGate.get(system).refusal());
               }
               if (cause instanceof TimeoutException && retriesLeft > 0) {
                 system.log().info("task {} did not answer within {}; asking again", id, settings.askTimeout());

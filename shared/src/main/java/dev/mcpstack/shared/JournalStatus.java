@@ -12,4 +12,12 @@ import org.apache.pekko.cluster.ddata.ORSetKey;
  */
 public interface JournalStatus {
   Key<ORSet<String>> UNREACHABLE = ORSetKey.create("mcp-journal-unreachable");
+
+  /**
+   * Whether an operator paused the intake of journaled work (docs/adr/0011), for a backup or a
+   * restore: empty when not paused, else the epoch millisecond of the pause. While it is not
+   * empty every api-node refuses new journaled work as it does during an outage; running tasks go
+   * on. Kept in memory by Distributed Data: a cluster started anew (after a restore) is not paused.
+   */
+  Key<ORSet<String>> INTAKE_PAUSED = ORSetKey.create("mcp-intake-paused");
 }
