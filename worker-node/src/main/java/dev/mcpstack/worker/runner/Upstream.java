@@ -91,13 +91,25 @@ public final class Upstream {
             // breaker never frees a concurrency slot while its call still runs
             settings.requestTimeout().multipliedBy(2).plus(settings.firstTokenTimeout()).plusSeconds(5),
             settings.breakerResetTimeout())
-        .addOnOpenListener(this::refreshGauges)
+        .addOnOpenListener(
+            () -> {
+              openedAtNanos = System.nanoTime();
+              refreshGauges();
+            })
         .addOnHalfOpenListener(this::refreshGauges)
         .addOnCloseListener(this::refreshGauges);
   }
 
   private CircuitBreaker breaker() {
     return breakerRef.get();
+  }
+
+  private volatile long openedAtNanos = System.nanoTime();
+
+  /** How long an open breaker still refuses calls (zero once a trial call may go). */
+  private Duration untilTrial() {
+    Duration left = settings.breakerResetTimeout().minusNanos(System.nanoTime() - openedAtNanos);
+    return left.isNegative() ? Duration.ZERO : left;
   }
 
   /** An operator's reset: a fresh, closed breaker. Calls already running finish on the old one. */
@@ -246,8 +258,7 @@ public final class Upstream {
    */
   public <T> CompletionStage<T> submit(Supplier<CompletionStage<T>> call) {
     if (breaker().isOpen()) {
-      return CompletableFuture.failedFuture(
-          UpstreamFailure.breakerOpen(name(), settings.breakerResetTimeout()));
+      return CompletableFuture.failedFuture(UpstreamFailure.breakerOpen(name(), untilTrial()));
     }
     Job<T> job = new Job<>(call);
     queued.incrementAndGet();
@@ -349,7 +360,7 @@ public final class Upstream {
             } else {
               Throwable cause = Failures.unwrap(failure);
               if (cause instanceof CircuitBreakerOpenException) {
-                cause = UpstreamFailure.breakerOpen(name(), settings.breakerResetTimeout());
+                cause = UpstreamFailure.breakerOpen(name(), untilTrial());
               } else if (cause instanceof TimeoutException) {
                 cause = UpstreamFailure.timeout(name(), "call", settings.requestTimeout());
               }

@@ -11,12 +11,11 @@ import dev.mcpstack.shared.TaskSpec;
 import dev.mcpstack.sim.Faults;
 import dev.mcpstack.sim.ModelRunnerSimulator;
 import dev.mcpstack.sim.SimulatorSettings;
+import dev.mcpstack.worker.testkit.SilentRunner;
 import java.io.IOException;
 import java.net.ServerSocket;
-import java.net.Socket;
 import java.time.Duration;
 import java.util.List;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
@@ -71,42 +70,6 @@ class UpstreamProbesTest {
   private static String refusedPort() throws IOException {
     try (ServerSocket socket = new ServerSocket(0)) {
       return "http://127.0.0.1:" + socket.getLocalPort() + "/v1";
-    }
-  }
-
-  /** A loopback socket that accepts every connection and never writes a byte. */
-  static final class SilentRunner implements AutoCloseable {
-    final ServerSocket server;
-    final List<Socket> accepted = new CopyOnWriteArrayList<>();
-
-    SilentRunner() throws IOException {
-      server = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress());
-      Thread acceptor =
-          new Thread(
-              () -> {
-                try {
-                  while (true) {
-                    accepted.add(server.accept());
-                  }
-                } catch (IOException closed) {
-                  // closed by close()
-                }
-              },
-              "silent-runner");
-      acceptor.setDaemon(true);
-      acceptor.start();
-    }
-
-    String baseUrl() {
-      return "http://127.0.0.1:" + server.getLocalPort() + "/v1";
-    }
-
-    @Override
-    public void close() throws IOException {
-      server.close();
-      for (Socket s : accepted) {
-        s.close();
-      }
     }
   }
 
