@@ -256,4 +256,43 @@ class RunnerChaosTest {
           second.size(), secondMs, slowestAfter, served, 6 * perKind, silent.connections());
     }
   }
+
+  @Test
+  void anIdleDeadRunnerIsMarkedDownByItsProbesBeforeAClientPaysForIt() throws Exception {
+    int perKind = 5;
+    String dead;
+    try (java.net.ServerSocket socket = new java.net.ServerSocket(0)) {
+      dead = "http://127.0.0.1:" + socket.getLocalPort() + "/v1";
+    }
+    long start = System.nanoTime();
+    try (ApiFixture api =
+        ApiFixture.start(
+            "RunnerChaosProbes",
+            "mcp.api.admin-token = \"" + ADMIN + "\"\n"
+                + "mcp.worker.upstream-probes { enabled = on, interval = 200ms, timeout = 500ms, down-after = 2 }\n"
+                + "mcp.worker.upstreams.dead { base-url = \"" + dead + "\", priority = 0 }\n"
+                + "mcp.worker.upstreams.default.priority = 1\n")) {
+      long upMs = since(start);
+      api.eventually(
+          Duration.ofSeconds(10),
+          () -> assertEquals("down", upstream(api, "dead").at("/probe/state").asText()));
+      long downMs = since(start);
+      JsonNode deadUpstream = upstream(api, "dead");
+      assertTrue(deadUpstream.at("/probe/detail").asText().contains("unreachable"), deadUpstream.toString());
+      assertTrue(deadUpstream.at("/probe/at").isIntegralNumber(), deadUpstream.toString());
+      api.eventually(
+          Duration.ofSeconds(10),
+          () -> assertEquals("up", upstream(api, "default").at("/probe/state").asText()));
+
+      api.sim.reset();
+      List<Outcome> outcomes = all(load(api, "probed", perKind, 30), Duration.ofSeconds(30));
+      assertEachAnswered(outcomes, "probed", perKind);
+      assertEquals(3L * perKind, servedChats(api), "every task served by the fallback, once");
+      assertEquals(0, upstream(api, "dead").path("recent_errors").size(), "no client call was sent to the dead runner");
+      System.out.printf(
+          "[figures] idle dead preferred runner, probes every 200 ms (down after 2): node up %d ms after start,"
+              + " runner marked down %d ms after that; %d of %d tasks then served by the fallback, 0 calls tried the dead runner%n",
+          upMs, downMs - upMs, servedChats(api), 3 * perKind);
+    }
+  }
 }
