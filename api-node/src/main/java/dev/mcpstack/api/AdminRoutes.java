@@ -296,6 +296,14 @@ final class AdminRoutes {
     n.put("breaker", u.breaker());
     n.put("queue_depth", u.queueDepth());
     n.put("in_flight", u.inFlight());
+    ObjectNode probe = n.putObject("probe");
+    probe.put("state", u.probe() == null ? "unknown" : u.probe()); // null from a worker of an older version
+    if (u.probedAt() == null) {
+      probe.putNull("at");
+    } else {
+      probe.put("at", u.probedAt().getEpochSecond());
+    }
+    probe.put("detail", u.probeDetail());
     ArrayNode errors = n.putArray("recent_errors");
     for (RecentError e : u.recentErrors()) {
       ObjectNode err = errors.addObject();

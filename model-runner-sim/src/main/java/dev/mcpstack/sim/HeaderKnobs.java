@@ -14,6 +14,7 @@ final class HeaderKnobs {
   static final String FAIL_STATUS = "X-Sim-Fail-Status";
   static final String FAIL_FIRST = "X-Sim-Fail-First";
   static final String FAIL_EVERY = "X-Sim-Fail-Every";
+  static final String FAIL_RATIO = "X-Sim-Fail-Ratio";
   static final String PLAIN_TEXT_ERRORS = "X-Sim-Plain-Text-Errors";
   static final String RETRY_AFTER = "X-Sim-Retry-After";
   static final String HANG = "X-Sim-Hang";
@@ -37,6 +38,7 @@ final class HeaderKnobs {
     if ((v = header(request, FAIL_STATUS)) != null) f = f.withFailStatus(parseInt(FAIL_STATUS, v));
     if ((v = header(request, FAIL_FIRST)) != null) f = f.withFailFirst(parseInt(FAIL_FIRST, v));
     if ((v = header(request, FAIL_EVERY)) != null) f = f.withFailEvery(parseInt(FAIL_EVERY, v));
+    if ((v = header(request, FAIL_RATIO)) != null) f = f.withFailRatio(parseDouble(FAIL_RATIO, v));
     if ((v = header(request, PLAIN_TEXT_ERRORS)) != null) f = f.withPlainTextErrors(parseBoolean(PLAIN_TEXT_ERRORS, v));
     if ((v = header(request, RETRY_AFTER)) != null) {
       double seconds = parseDouble(RETRY_AFTER, v);

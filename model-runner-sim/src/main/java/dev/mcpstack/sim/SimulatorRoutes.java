@@ -764,6 +764,7 @@ final class SimulatorRoutes {
     n.put("failStatus", f.failStatus());
     n.put("failFirst", f.failFirst());
     n.put("failEvery", f.failEvery());
+    n.put("failRatio", f.failRatio());
     n.put("plainTextErrors", f.plainTextErrors());
     if (f.retryAfter() == null) n.putNull("retryAfterMs");
     else n.put("retryAfterMs", f.retryAfter().toMillis());
@@ -785,6 +786,7 @@ final class SimulatorRoutes {
         case "failStatus" -> f = f.withFailStatus(intValue(e.getKey(), v));
         case "failFirst" -> f = f.withFailFirst(intValue(e.getKey(), v));
         case "failEvery" -> f = f.withFailEvery(intValue(e.getKey(), v));
+        case "failRatio" -> f = f.withFailRatio(number(e.getKey(), v).doubleValue());
         case "plainTextErrors" -> f = f.withPlainTextErrors(bool(e.getKey(), v));
         case "retryAfterMs" -> f = f.withRetryAfter(v.isNull() ? null : Duration.ofMillis(longValue(e.getKey(), v)));
         case "hang" -> f = f.withHang(bool(e.getKey(), v));

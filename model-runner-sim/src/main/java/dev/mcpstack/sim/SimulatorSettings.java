@@ -49,6 +49,7 @@ public record SimulatorSettings(
         f.getBoolean("plain-text-errors"),
         retryAfter,
         f.getBoolean("hang"),
-        f.getInt("drop-after-chunks"));
+        f.getInt("drop-after-chunks"),
+        f.getDouble("fail-ratio"));
   }
 }

@@ -50,6 +50,25 @@ class SettingsAndFaultsTest {
   }
 
   @Test
+  void aFailRatioFailsThatShareWithoutAPattern() {
+    Faults flaky = Faults.none().withFailStatus(503).withFailRatio(0.3);
+    int failed = 0;
+    int longestRun = 0;
+    int run = 0;
+    for (long n = 1; n <= 10_000; n++) {
+      boolean fails = flaky.failsRequest(n);
+      assertEquals(fails, flaky.failsRequest(n), "the same request numbers fail every time");
+      failed += fails ? 1 : 0;
+      run = fails ? run + 1 : 0;
+      longestRun = Math.max(longestRun, run);
+    }
+    assertEquals(3000, failed, 150);
+    assertTrue(longestRun >= 3, "failures come in runs too, as from a flaky runner: " + longestRun);
+    assertFalse(Faults.none().withFailRatio(0.5).failsRequest(1), "no status, no failures");
+    assertThrows(IllegalArgumentException.class, () -> Faults.none().withFailRatio(1.5));
+  }
+
+  @Test
   void invalidKnobsAreRejected() {
     assertThrows(IllegalArgumentException.class, () -> Faults.none().withFailStatus(200));
     assertThrows(IllegalArgumentException.class, () -> Faults.none().withLatency(Duration.ofMillis(-1)));

@@ -34,7 +34,7 @@ public interface WorkerInfoProtocol {
   record ModelList(List<ModelInfo> models) implements CborSerializable {}
 
   /**
-   * {@code upstreamsUsable}: upstreams whose breaker is not open; {@code detail} says what is wrong
+   * {@code upstreamsUsable}: upstreams whose breaker is not open and that the probes did not find down; {@code detail} says what is wrong
    * when not ready.
    */
   record WorkerHealth(
@@ -48,7 +48,11 @@ public interface WorkerInfoProtocol {
   /** {@code node}: the worker's cluster address. */
   record UpstreamList(String node, List<UpstreamStatus> upstreams) implements CborSerializable {}
 
-  /** {@code breaker}: closed, half-open or open. */
+  /**
+   * {@code breaker}: closed, half-open or open. {@code probe}: up, down or unknown (not probed yet,
+   * or probes off); {@code probedAt} when the last probe ended (null: never), {@code probeDetail}
+   * what it found.
+   */
   record UpstreamStatus(
       String name,
       String baseUrl,
@@ -58,7 +62,10 @@ public interface WorkerInfoProtocol {
       String breaker,
       int queueDepth,
       int inFlight,
-      List<RecentError> recentErrors)
+      List<RecentError> recentErrors,
+      String probe,
+      Instant probedAt,
+      String probeDetail)
       implements CborSerializable {}
 
   record RecentError(Instant at, String code, String message) implements CborSerializable {}

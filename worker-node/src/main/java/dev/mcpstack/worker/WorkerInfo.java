@@ -91,7 +91,10 @@ final class WorkerInfo {
                         u.inFlight(),
                         u.recentErrors().stream()
                             .map(e -> new WorkerInfoProtocol.RecentError(e.at(), e.code(), e.message()))
-                            .toList()))
+                            .toList(),
+                        u.probe().state().name().toLowerCase(java.util.Locale.ROOT),
+                        u.probe().at(),
+                        u.probe().detail()))
             .toList();
     return new UpstreamList(system.address().toString(), list);
   }
@@ -106,7 +109,7 @@ final class WorkerInfo {
     if (all.isEmpty()) {
       problems.add("no model runner configured");
     } else if (usable == 0) {
-      problems.add("every model runner's circuit breaker is open");
+      problems.add("every model runner is down (probes) or its circuit breaker open");
     }
     return new WorkerHealth(journalOk, usable, all.size(), String.join("; ", problems));
   }

@@ -12,13 +12,15 @@ import dev.mcpstack.worker.keys.UsageReporter;
 import java.time.Clock;
 import dev.mcpstack.worker.journal.RetentionCleaner;
 import dev.mcpstack.worker.runner.ModelRunnerClient;
+import dev.mcpstack.worker.runner.ProbeSettings;
+import dev.mcpstack.worker.runner.UpstreamProbes;
 import dev.mcpstack.worker.task.TaskEntity;
 import dev.mcpstack.worker.task.TaskSettings;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Props;
 
 /**
- * The worker role on one node: the model-runner client, sharded task entities, the key registry
+ * The worker role on one node: the model-runner client and its upstream probes, sharded task entities, the key registry
  * and per-key limiters, the response cache partitions, and the retention cleaner. The journal schema must exist first ({@link Journal#ensureSchema}).
  */
 public final class WorkerNode {
@@ -42,6 +44,10 @@ public final class WorkerNode {
       system
           .log()
           .warn("no model runner configured (MODEL_RUNNER_URL or mcp.worker.upstreams): every task will fail");
+    }
+    ProbeSettings probes = ProbeSettings.fromConfig(config);
+    if (probes.enabled() && !client.upstreams().isEmpty()) {
+      system.systemActorOf(UpstreamProbes.create(client.upstreams(), probes), "upstream-probes", Props.empty());
     }
     JournalHealth.get(system).start();
     TaskSettings taskSettings = TaskSettings.fromConfig(config);

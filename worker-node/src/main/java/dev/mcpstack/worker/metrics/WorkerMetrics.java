@@ -49,6 +49,17 @@ public final class WorkerMetrics {
       Kamon.gauge("mcp.upstream.queue.depth", "Calls waiting in an upstream's queue");
   private static final Metric.Gauge IN_FLIGHT =
       Kamon.gauge("mcp.upstream.in.flight", "Calls in flight to an upstream");
+  private static final Metric.Histogram UPSTREAM_PROBE =
+      Kamon.histogram(
+          "mcp.upstream.probe.latency",
+          "Time until an upstream answered its probe (or the probe failed), by upstream and outcome",
+          MeasurementUnit.time().nanoseconds());
+  private static final Metric.Counter UPSTREAM_PROBE_FAILURES =
+      Kamon.counter("mcp.upstream.probe.failures", "Upstream probes that failed (refused, timed out, 5xx), by upstream");
+  private static final Metric.Gauge UPSTREAM_REACHABLE =
+      Kamon.gauge(
+          "mcp.upstream.reachable",
+          "0 when the probes found an upstream down, else 1 (also 1 before the first probe and with probes off)");
 
   private static final Metric.Counter TOKENS =
       Kamon.counter("mcp.usage.tokens", "Tokens used by finished tasks, by model and type (prompt, completion)");
@@ -167,10 +178,23 @@ public final class WorkerMetrics {
 
   /** Per-upstream gauges, refreshed by the upstream itself whenever its state changes. */
   public static UpstreamGauges upstreamGauges(String upstream) {
+    Gauge reachable = UPSTREAM_REACHABLE.withTag("upstream", upstream);
+    reachable.update(1);
     return new UpstreamGauges(
         BREAKER.withTag("upstream", upstream),
         QUEUE_DEPTH.withTag("upstream", upstream),
-        IN_FLIGHT.withTag("upstream", upstream));
+        IN_FLIGHT.withTag("upstream", upstream),
+        reachable);
+  }
+
+  /** One probe of an upstream: how long until it answered or failed, and whether it answered. */
+  public static void upstreamProbe(String upstream, Duration took, boolean ok) {
+    UPSTREAM_PROBE
+        .withTags(TagSet.of("upstream", upstream).withTag("outcome", ok ? "ok" : "failed"))
+        .record(Math.max(0, took.toNanos()));
+    if (!ok) {
+      UPSTREAM_PROBE_FAILURES.withTag("upstream", upstream).increment();
+    }
   }
 
   private static void record(Metric.Histogram h, String upstream, String model, Duration d) {
@@ -178,7 +202,7 @@ public final class WorkerMetrics {
     instrument.record(Math.max(0, d.toNanos()));
   }
 
-  public record UpstreamGauges(Gauge breaker, Gauge queueDepth, Gauge inFlight) {
+  public record UpstreamGauges(Gauge breaker, Gauge queueDepth, Gauge inFlight, Gauge reachable) {
     public void update(int breakerState, IntSupplier queued, IntSupplier running) {
       breaker.update(breakerState);
       queueDepth.update(queued.getAsInt());

@@ -35,6 +35,8 @@ public final class Upstream {
   private final ActorSystem<?> system;
   private final Http http;
   private final ConnectionPoolSettings pool;
+  /** Probes use a pool of their own: a runner's busy or hanging calls never delay its probe. */
+  private final ConnectionPoolSettings probePool;
   private final java.util.concurrent.atomic.AtomicReference<CircuitBreaker> breakerRef;
   private final java.util.Deque<RecentError> recentErrors = new java.util.concurrent.ConcurrentLinkedDeque<>();
   private static final int RECENT_ERRORS = 20;
@@ -60,6 +62,13 @@ public final class Upstream {
                     // answer may take request-timeout); inside a stream idle-timeout applies.
                     .withIdleTimeout(
                         settings.requestTimeout().plus(settings.firstTokenTimeout()).plusSeconds(5)));
+    this.probePool =
+        ConnectionPoolSettings.create(system.classicSystem())
+            .withMaxConnections(1)
+            .withMaxRetries(0)
+            .withConnectionSettings(
+                ClientConnectionSettings.create(system.classicSystem())
+                    .withConnectingTimeout(settings.connectTimeout()));
     this.breakerRef = new java.util.concurrent.atomic.AtomicReference<>(newBreaker());
     Source<Job<?>, BoundedSourceQueue<Job<?>>> jobs = Source.queue(settings.queueSize());
     if (settings.requestsPerSecond() > 0) {
@@ -82,13 +91,25 @@ public final class Upstream {
             // breaker never frees a concurrency slot while its call still runs
             settings.requestTimeout().multipliedBy(2).plus(settings.firstTokenTimeout()).plusSeconds(5),
             settings.breakerResetTimeout())
-        .addOnOpenListener(this::refreshGauges)
+        .addOnOpenListener(
+            () -> {
+              openedAtNanos = System.nanoTime();
+              refreshGauges();
+            })
         .addOnHalfOpenListener(this::refreshGauges)
         .addOnCloseListener(this::refreshGauges);
   }
 
   private CircuitBreaker breaker() {
     return breakerRef.get();
+  }
+
+  private volatile long openedAtNanos = System.nanoTime();
+
+  /** How long an open breaker still refuses calls (zero once a trial call may go). */
+  private Duration untilTrial() {
+    Duration left = settings.breakerResetTimeout().minusNanos(System.nanoTime() - openedAtNanos);
+    return left.isNegative() ? Duration.ZERO : left;
   }
 
   /** An operator's reset: a fresh, closed breaker. Calls already running finish on the old one. */
@@ -133,9 +154,79 @@ public final class Upstream {
     return settings;
   }
 
-  /** False while the breaker is open: the router prefers other upstreams then. */
+  /**
+   * False while the breaker is open or the probes found the runner down: the router prefers other
+   * upstreams then, and readiness does not count it.
+   */
   public boolean available() {
-    return !breaker().isOpen();
+    return !breaker().isOpen() && probe.state() != ProbeState.DOWN;
+  }
+
+  // ---- active probes (UpstreamProbes, docs/adr/0012) ----
+
+  /** UNKNOWN until the first probe ended (or for ever when probes are off). */
+  public enum ProbeState {
+    UNKNOWN,
+    UP,
+    DOWN
+  }
+
+  /** The probes' verdict: the state, when the last probe ended, what it found, failures in a row. */
+  public record Probe(ProbeState state, java.time.Instant at, String detail, int failuresInARow) {}
+
+  private volatile Probe probe = new Probe(ProbeState.UNKNOWN, null, "", 0);
+
+  public Probe probe() {
+    return probe;
+  }
+
+  /**
+   * Sends one probe, {@code GET {base-url}{path}}: completes with null when the runner answered
+   * below 500, with what went wrong otherwise (it never fails).
+   */
+  CompletionStage<String> sendProbe(String path, Duration timeout) {
+    HttpRequest request = HttpRequest.GET(url(path));
+    HttpRequest withAuth =
+        settings.apiKey().isEmpty() ? request : request.addHeader(Authorization.oauth2(settings.apiKey()));
+    CompletableFuture<HttpResponse> sent =
+        http.singleRequest(withAuth, http.defaultClientHttpsContext(), probePool, system.classicSystem().log())
+            .toCompletableFuture();
+    // a late answer is drained, or the probe pool's one connection stays taken
+    sent.thenAccept(r -> r.discardEntityBytes(system));
+    return sent.copy()
+        .orTimeout(timeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS)
+        .handle(
+            (r, e) -> {
+              if (e == null) {
+                return r.status().intValue() < 500 ? null : "answered " + r.status().intValue();
+              }
+              Throwable cause = Failures.unwrap(e);
+              if (cause instanceof TimeoutException) {
+                return "no answer within " + timeout.toMillis() + " ms";
+              }
+              return "unreachable: " + cause.getClass().getSimpleName()
+                  + (cause.getMessage() == null ? "" : " " + cause.getMessage());
+            });
+  }
+
+  /**
+   * Records a probe's outcome ({@code failure} null: answered); returns the new verdict. Called by
+   * one probe at a time (the probes of an upstream never overlap).
+   */
+  Probe recordProbe(String failure, int downAfter) {
+    Probe before = probe;
+    java.time.Instant now = java.time.Instant.now();
+    Probe after =
+        failure == null
+            ? new Probe(ProbeState.UP, now, "answered", 0)
+            : new Probe(
+                before.failuresInARow() + 1 >= downAfter ? ProbeState.DOWN : before.state(),
+                now,
+                failure,
+                before.failuresInARow() + 1);
+    probe = after;
+    gauges.reachable().update(after.state() == ProbeState.DOWN ? 0 : 1);
+    return after;
   }
 
   public BreakerState breakerState() {
@@ -167,8 +258,7 @@ public final class Upstream {
    */
   public <T> CompletionStage<T> submit(Supplier<CompletionStage<T>> call) {
     if (breaker().isOpen()) {
-      return CompletableFuture.failedFuture(
-          UpstreamFailure.breakerOpen(name(), settings.breakerResetTimeout()));
+      return CompletableFuture.failedFuture(UpstreamFailure.breakerOpen(name(), untilTrial()));
     }
     Job<T> job = new Job<>(call);
     queued.incrementAndGet();
@@ -270,7 +360,7 @@ public final class Upstream {
             } else {
               Throwable cause = Failures.unwrap(failure);
               if (cause instanceof CircuitBreakerOpenException) {
-                cause = UpstreamFailure.breakerOpen(name(), settings.breakerResetTimeout());
+                cause = UpstreamFailure.breakerOpen(name(), untilTrial());
               } else if (cause instanceof TimeoutException) {
                 cause = UpstreamFailure.timeout(name(), "call", settings.requestTimeout());
               }

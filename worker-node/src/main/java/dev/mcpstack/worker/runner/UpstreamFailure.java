@@ -83,6 +83,13 @@ public final class UpstreamFailure extends AttemptFailure {
         "unreachable: " + describe(cause));
   }
 
+  /**
+   * The breaker is open: the request was never sent. Deferred like a full queue: when every
+   * candidate upstream refused it so, a background task waits for a breaker to let calls through
+   * again without spending an attempt (a runner tripped for a few seconds must not use up the
+   * attempts of tasks with hours left; docs/adr/0012). {@code retryAfter}: until the breaker lets a
+   * trial call through.
+   */
   static UpstreamFailure breakerOpen(String upstream, Duration retryAfter) {
     return new UpstreamFailure(
         TaskError.of(
@@ -91,6 +98,8 @@ public final class UpstreamFailure extends AttemptFailure {
         true,
         retryAfter,
         false,
+        true,
+        null,
         true);
   }
 

@@ -44,6 +44,7 @@ class WorkerMetricsTest {
       WorkerMetrics.upstreamLatency("sim", "sim-small", Duration.ofMillis(12));
       WorkerMetrics.timeToFirstToken("sim", "sim-small", Duration.ofMillis(3));
       WorkerMetrics.upstreamGauges("sim").update(2, () -> 4, () -> 1);
+      WorkerMetrics.upstreamProbe("sim", Duration.ofMillis(3), false);
       WorkerMetrics.usage("sim-small", 10, 20, 70);
       WorkerMetrics.budget("0123456789ab", 0.9, 0.8);
       HttpClient http = HttpClient.newHttpClient();
@@ -67,6 +68,8 @@ class WorkerMetricsTest {
                   "mcp_task_attempts_total{", "mcp_task_retries_total{", "reason=\"upstream_error\"",
                   "mcp_upstream_latency_seconds_count{", "mcp_upstream_time_to_first_token_seconds_count{",
                   "mcp_upstream_breaker_state{", "mcp_upstream_queue_depth{", "mcp_upstream_in_flight{",
+                  "mcp_upstream_probe_latency_seconds_count{", "mcp_upstream_probe_failures_total{",
+                  "mcp_upstream_reachable{",
                   "mcp_usage_tokens_total{", "type=\"completion\"", "mcp_usage_cost_micros_total{model=\"sim-small\"} 70",
                   "mcp_key_budget_used_ratio{key=\"0123456789ab\"} 0.9", "mcp_key_budget_alert{key=\"0123456789ab\"} 1"
                 }) {

@@ -531,6 +531,8 @@ class ModelRunnerClientTest {
     UpstreamFailure fast = failureOf(client.start("t", chat("x", false), 1, NO_OUTPUT).result());
     assertEquals(ErrorCode.UNAVAILABLE, fast.error().code());
     assertTrue(fast.retryable());
+    assertTrue(fast.deferred(), "never sent: a background task waits for the breaker without spending an attempt");
+    assertTrue(fast.retryAfter().compareTo(Duration.ofMillis(500)) <= 0, "retry when a trial may go: " + fast.retryAfter());
     assertEquals(2, primary.stats().requests(), "an open breaker sends nothing");
     assertEquals("upstream_error", upstream.recentErrors().get(1).code(), "the failures are kept for operators");
 

@@ -186,7 +186,8 @@ class SerializationTest {
             List.of(
                 new WorkerInfoProtocol.UpstreamStatus(
                     "sim", "http://127.0.0.1:12434/v1", List.of("m"), 0, 1, "open", 2, 3,
-                    List.of(new WorkerInfoProtocol.RecentError(t, "upstream_error", "boom"))))));
+                    List.of(new WorkerInfoProtocol.RecentError(t, "upstream_error", "boom")),
+                    "down", t, "no answer within 2000 ms"))));
   }
 
   /** A runner chunk's choices with everything a delta may carry: tool calls, reasoning, logprobs, two choices. */
