@@ -13,9 +13,6 @@ import dev.mcpstack.sim.Faults;
 import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
 import java.io.File;
 import java.net.ServerSocket;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -53,7 +50,7 @@ class BackupRestoreTest {
   private static final Duration RETRY_AFTER = Duration.ofSeconds(10);
   private static final int WAITING = 2;
 
-  private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+  private final LoopbackHttp loopback = new LoopbackHttp();
 
   /** What differs between the journals: how to back up, wipe and restore. */
   private interface Journal {
@@ -84,8 +81,8 @@ class BackupRestoreTest {
           @Override
           public void backup(Node node, int port) throws Exception {
             Map<String, String> auth = Map.of("Authorization", "Bearer " + ADMIN);
-            assertEquals(400, send("POST", port, "/admin/journal/backup?format=tar", null, auth).statusCode());
-            HttpResponse<String> r = send("POST", port, "/admin/journal/backup", null, auth);
+            assertEquals(400, loopback.send("POST", port, "/admin/journal/backup?format=tar", null, auth).statusCode());
+            HttpResponse<String> r = loopback.send("POST", port, "/admin/journal/backup", null, auth);
             assertEquals(201, r.statusCode(), r.body());
             JsonNode body = JSON.readTree(r.body());
             assertEquals("zip", body.path("format").asText());
@@ -140,7 +137,7 @@ class BackupRestoreTest {
             public void backup(Node node, int port) throws Exception {
               // the admin backup is H2's: on PostgreSQL it points to pg_dump
               HttpResponse<String> refused =
-                  send("POST", port, "/admin/journal/backup", null, Map.of("Authorization", "Bearer " + ADMIN));
+                  loopback.send("POST", port, "/admin/journal/backup", null, Map.of("Authorization", "Bearer " + ADMIN));
               assertEquals(409, refused.statusCode(), refused.body());
               assertTrue(refused.body().contains("pg_dump"), refused.body());
               run("pg_dump", "-h", "127.0.0.1", "-p", String.valueOf(pgPort), "-U", "postgres",
@@ -182,11 +179,11 @@ class BackupRestoreTest {
     Node first = Node.start(config);
     try {
       int port = first.port();
-      awaitTrue("ready", Duration.ofSeconds(30), () -> send("GET", port, "/health/ready", null, Map.of()).statusCode() == 200);
+      awaitTrue("ready", Duration.ofSeconds(30), () -> loopback.send("GET", port, "/health/ready", null, Map.of()).statusCode() == 200);
       for (int i = 0; i < 2; i++) {
-        finished.add(post(port, "/v1/tasks", TASK.formatted("finished " + i), 202).path("id").asText());
+        finished.add(loopback.post(port, "/v1/tasks", TASK.formatted("finished " + i), 202).path("id").asText());
       }
-      stored = post(port, "/v1/chat/completions", STORED.formatted("stored"), 200).path("id").asText();
+      stored = loopback.post(port, "/v1/chat/completions", STORED.formatted("stored"), 200).path("id").asText();
       for (String id : finished) {
         awaitTrue("task " + id + " succeeded", Duration.ofSeconds(30), () -> "succeeded".equals(task(port, id).path("status").asText()));
       }
@@ -194,7 +191,7 @@ class BackupRestoreTest {
       // tasks the runner turns away with a Retry-After: they wait for their next attempt
       first.simulator().setDefaults(Faults.none().withFailStatus(503).withRetryAfter(RETRY_AFTER));
       for (int i = 0; i < WAITING; i++) {
-        waiting.add(post(port, "/v1/tasks", TASK.formatted("waiting " + i), 202).path("id").asText());
+        waiting.add(loopback.post(port, "/v1/tasks", TASK.formatted("waiting " + i), 202).path("id").asText());
       }
       for (String id : waiting) {
         awaitTrue("task " + id + " waiting for a retry", Duration.ofSeconds(30), () -> !task(port, id).path("next_attempt_at").isNull());
@@ -204,15 +201,15 @@ class BackupRestoreTest {
       JsonNode paused = admin("POST", port, "/admin/intake/pause", 200);
       assertTrue(paused.path("paused").asBoolean(), paused.toString());
       assertFalse(paused.path("accepting").asBoolean(), paused.toString());
-      HttpResponse<String> refused = send("POST", port, "/v1/tasks", TASK.formatted("while paused"), Map.of());
+      HttpResponse<String> refused = loopback.send("POST", port, "/v1/tasks", TASK.formatted("while paused"), Map.of());
       assertEquals(503, refused.statusCode(), refused.body());
       assertTrue(refused.headers().firstValue("Retry-After").isPresent(), "Retry-After on the 503");
       JsonNode error = JSON.readTree(refused.body()).path("error");
       assertEquals("service_unavailable", error.path("code").asText(), refused.body());
       assertTrue(error.path("message").asText().contains("paused"), refused.body());
-      assertEquals(503, send("POST", port, "/v1/chat/completions", STORED.formatted("paused"), Map.of()).statusCode());
+      assertEquals(503, loopback.send("POST", port, "/v1/chat/completions", STORED.formatted("paused"), Map.of()).statusCode());
       for (String id : waiting) {
-        assertEquals(200, send("GET", port, "/v1/tasks/" + id, null, Map.of()).statusCode(), "reads go on while paused");
+        assertEquals(200, loopback.send("GET", port, "/v1/tasks/" + id, null, Map.of()).statusCode(), "reads go on while paused");
       }
 
       journal.backup(first, port);
@@ -221,7 +218,7 @@ class BackupRestoreTest {
       assertFalse(resumed.path("paused").asBoolean(), resumed.toString());
       assertTrue(admin("GET", port, "/admin/intake", 200).path("accepting").asBoolean());
       // accepted after the backup: a restore of that backup cannot know it
-      lost = post(port, "/v1/tasks", TASK.formatted("after the backup"), 202).path("id").asText();
+      lost = loopback.post(port, "/v1/tasks", TASK.formatted("after the backup"), 202).path("id").asText();
     } finally {
       first.stop(Duration.ofSeconds(60));
     }
@@ -247,7 +244,7 @@ class BackupRestoreTest {
       }
       System.out.printf("restore: the %d waiting tasks finished %d ms after the restored node started%n",
           waiting.size(), System.currentTimeMillis() - startedAt);
-      assertEquals(404, send("GET", port, "/v1/tasks/" + lost, null, Map.of()).statusCode(), "a task accepted after the backup");
+      assertEquals(404, loopback.send("GET", port, "/v1/tasks/" + lost, null, Map.of()).statusCode(), "a task accepted after the backup");
 
       long chatCalls = second.simulator().stats().requestsByPath().entrySet().stream()
           .filter(e -> e.getKey().endsWith("/chat/completions")).mapToLong(Map.Entry::getValue).sum();
@@ -350,33 +347,16 @@ class BackupRestoreTest {
   }
 
   private JsonNode get(int port, String path) throws Exception {
-    HttpResponse<String> r = send("GET", port, path, null, Map.of());
+    HttpResponse<String> r = loopback.send("GET", port, path, null, Map.of());
     assertEquals(200, r.statusCode(), path + ": " + r.body());
     return JSON.readTree(r.body());
   }
 
   private JsonNode admin(String method, int port, String path, int expected) throws Exception {
-    HttpResponse<String> r = send(method, port, path, null, Map.of("Authorization", "Bearer " + ADMIN));
+    HttpResponse<String> r = loopback.send(method, port, path, null, Map.of("Authorization", "Bearer " + ADMIN));
     assertEquals(expected, r.statusCode(), path + ": " + r.body());
     return JSON.readTree(r.body());
   }
 
-  private JsonNode post(int port, String path, String body, int expected) throws Exception {
-    HttpResponse<String> r = send("POST", port, path, body, Map.of());
-    assertEquals(expected, r.statusCode(), path + ": " + r.body());
-    return JSON.readTree(r.body());
-  }
 
-  private HttpResponse<String> send(String method, int port, String path, String body, Map<String, String> headers)
-      throws Exception {
-    HttpRequest.Builder b =
-        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path)).timeout(Duration.ofSeconds(30));
-    headers.forEach(b::header);
-    if (body != null) {
-      b.header("Content-Type", "application/json").method(method, HttpRequest.BodyPublishers.ofString(body));
-    } else {
-      b.method(method, HttpRequest.BodyPublishers.noBody());
-    }
-    return http.send(b.build(), HttpResponse.BodyHandlers.ofString());
-  }
 }

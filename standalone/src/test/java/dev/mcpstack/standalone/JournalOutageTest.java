@@ -15,9 +15,6 @@ import dev.mcpstack.sim.Faults;
 import dev.mcpstack.worker.journal.JournalHealth;
 import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
 import java.net.ServerSocket;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -54,7 +51,7 @@ class JournalOutageTest {
   private static final String CHAT =
       "{\"model\":\"sim-small\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}";
 
-  private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+  private final LoopbackHttp loopback = new LoopbackHttp();
 
   /** Log events at WARN and above, with the time they were logged. */
   private static final class Captured extends AppenderBase<ILoggingEvent> {
@@ -113,14 +110,14 @@ class JournalOutageTest {
       int port = node.port();
       await("ready before the outage", Duration.ofSeconds(30), () -> status("GET", port, "/health/ready", null) == 200);
       // shards and the journal path warmed up: a task finishes, a chat answers
-      String warm = post(port, "/v1/tasks", TASK.formatted("warm up"), 202).path("id").asText();
+      String warm = loopback.post(port, "/v1/tasks", TASK.formatted("warm up"), 202).path("id").asText();
       await("the warm-up task", Duration.ofSeconds(30), () -> "succeeded".equals(taskStatus(port, warm)));
 
       // accepted work that is still running when the database stops, and ends during the outage
       node.simulator().setDefaults(Faults.none().withLatency(SLOW));
       List<String> accepted = new ArrayList<>();
       for (int i = 0; i < ACCEPTED_BEFORE; i++) {
-        accepted.add(post(port, "/v1/tasks", TASK.formatted("accepted " + i), 202).path("id").asText());
+        accepted.add(loopback.post(port, "/v1/tasks", TASK.formatted("accepted " + i), 202).path("id").asText());
       }
       for (String id : accepted) {
         await("task " + id + " running", Duration.ofSeconds(10), () -> "running".equals(taskStatus(port, id)));
@@ -143,7 +140,7 @@ class JournalOutageTest {
       while (System.currentTimeMillis() - stoppedAt < OUTAGE.toMillis()) {
         round++;
         long t0 = System.nanoTime();
-        HttpResponse<String> refused = send("POST", port, "/v1/tasks", TASK.formatted("during " + round), Map.of());
+        HttpResponse<String> refused = loopback.send("POST", port, "/v1/tasks", TASK.formatted("during " + round), Map.of());
         long tookTask = (System.nanoTime() - t0) / 1_000_000;
         assertEquals(503, refused.statusCode(), refused.body());
         assertTrue(refused.headers().firstValue("Retry-After").isPresent(), "Retry-After on the 503");
@@ -153,7 +150,7 @@ class JournalOutageTest {
 
         t0 = System.nanoTime();
         HttpResponse<String> keyed =
-            send("POST", port, "/v1/chat/completions", CHAT.formatted("keyed " + round),
+            loopback.send("POST", port, "/v1/chat/completions", CHAT.formatted("keyed " + round),
                 Map.of("Idempotency-Key", UUID.randomUUID().toString()));
         long tookKeyed = (System.nanoTime() - t0) / 1_000_000;
         assertEquals(503, keyed.statusCode(), keyed.body());
@@ -161,7 +158,7 @@ class JournalOutageTest {
         refusals += 2;
 
         t0 = System.nanoTime();
-        HttpResponse<String> chat = send("POST", port, "/v1/chat/completions", CHAT.formatted("memory " + round), Map.of());
+        HttpResponse<String> chat = loopback.send("POST", port, "/v1/chat/completions", CHAT.formatted("memory " + round), Map.of());
         slowestChat = Math.max(slowestChat, (System.nanoTime() - t0) / 1_000_000);
         assertEquals(200, chat.statusCode(), chat.body());
         assertEquals("Simulated reply to: memory " + round, JSON.readTree(chat.body()).at("/choices/0/message/content").asText());
@@ -182,7 +179,7 @@ class JournalOutageTest {
               "new journaled work accepted",
               Duration.ofSeconds(30),
               () -> {
-                HttpResponse<String> r = send("POST", port, "/v1/tasks", TASK.formatted("after"), Map.of());
+                HttpResponse<String> r = loopback.send("POST", port, "/v1/tasks", TASK.formatted("after"), Map.of());
                 if (r.statusCode() == 202) {
                   firstAccepted[0] = JSON.readTree(r.body()).path("id").asText();
                   return true;
@@ -285,30 +282,13 @@ class JournalOutageTest {
   }
 
   private String taskStatus(int port, String id) throws Exception {
-    HttpResponse<String> r = send("GET", port, "/v1/tasks/" + id, null, Map.of());
+    HttpResponse<String> r = loopback.send("GET", port, "/v1/tasks/" + id, null, Map.of());
     return r.statusCode() == 200 ? JSON.readTree(r.body()).path("status").asText() : "http " + r.statusCode();
   }
 
   private int status(String method, int port, String path, String body) throws Exception {
-    return send(method, port, path, body, Map.of()).statusCode();
+    return loopback.send(method, port, path, body, Map.of()).statusCode();
   }
 
-  private JsonNode post(int port, String path, String body, int expected) throws Exception {
-    HttpResponse<String> r = send("POST", port, path, body, Map.of());
-    assertEquals(expected, r.statusCode(), r.body());
-    return JSON.readTree(r.body());
-  }
 
-  private HttpResponse<String> send(String method, int port, String path, String body, Map<String, String> headers)
-      throws Exception {
-    HttpRequest.Builder b =
-        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path)).timeout(Duration.ofSeconds(30));
-    headers.forEach(b::header);
-    if (body != null) {
-      b.header("Content-Type", "application/json").method(method, HttpRequest.BodyPublishers.ofString(body));
-    } else {
-      b.method(method, HttpRequest.BodyPublishers.noBody());
-    }
-    return http.send(b.build(), HttpResponse.BodyHandlers.ofString());
-  }
 }
