@@ -337,6 +337,8 @@ public final class TaskEntity
   private final Materializer mat;
   /** The updates followers read; created at the first follower or streamed attempt. */
   private TaskUpdates updates;
+  /** The followers of a task without deltas (no hub needed): created at the first one. */
+  private StatusFollowers statusFollowers;
   private int followers;
   /** Followers of the previous version's nodes, told each update (they never leave). */
   private final Set<ActorRef<TaskUpdate>> legacySubscribers = new LinkedHashSet<>();
@@ -604,7 +606,14 @@ public final class TaskEntity
     }
     followers++;
     timers.cancel(ORPHAN_TIMER);
-    return updates().follower(state.toView(), () -> ctx.getSelf().tell(FollowerLeft.INSTANCE));
+    Runnable left = () -> ctx.getSelf().tell(FollowerLeft.INSTANCE);
+    if (!state.spec().streaming()) {
+      if (statusFollowers == null) {
+        statusFollowers = new StatusFollowers(mat, settings.updateBuffer());
+      }
+      return statusFollowers.follower(state.toView(), left);
+    }
+    return updates().follower(state.toView(), left);
   }
 
   private TaskUpdates updates() {
@@ -971,6 +980,9 @@ public final class TaskEntity
     if (updates != null) {
       updates.offer(new TaskUpdate.StatusChanged(state.toView()));
     }
+    if (statusFollowers != null) {
+      statusFollowers.publish(new TaskUpdate.StatusChanged(state.toView()));
+    }
   }
 
   /** The trace the task's calls continue: its submission's, or (submitted without one) its own. */
@@ -1008,6 +1020,9 @@ public final class TaskEntity
     if (updates != null) {
       updates.complete();
     }
+    if (statusFollowers != null) {
+      statusFollowers.complete();
+    }
     timers.cancel(ORPHAN_TIMER);
     onFinished.finished(state, false);
     WorkerMetrics.taskFinished(state.spec().kind(), state.status());
@@ -1018,6 +1033,14 @@ public final class TaskEntity
   /** A task in memory serves no reads once its followers had the end: it goes soon. */
   private Duration passivateFinishedAfter() {
     return durability == Durability.MEMORY ? settings.memoryPassivateFinishedAfter() : settings.passivateFinishedAfter();
+  }
+
+  /** The entity stops or restarts: followers of status changes follow it again (the hub's end with it). */
+  private void stopFollowers() {
+    if (statusFollowers != null) {
+      statusFollowers.fail(new IllegalStateException("the task's entity stopped"));
+      statusFollowers = null;
+    }
   }
 
   private void releasePlace() {
@@ -1067,6 +1090,7 @@ public final class TaskEntity
             state -> {
               endTaskSpan(state, true);
               releasePlace();
+              stopFollowers();
               if (durability == Durability.MEMORY) {
                 MemoryJournal.Events.get(ctx.getSystem()).forget(persistenceId().id());
               }
@@ -1076,6 +1100,7 @@ public final class TaskEntity
             state -> {
               endTaskSpan(state, true);
               releasePlace();
+              stopFollowers();
             })
         .onSignal(
             RecoveryFailed.class,

@@ -540,6 +540,32 @@ class TaskEntityTest {
   }
 
   @Test
+  void followersOfATaskWithoutDeltasSeeItsStatusChangesAndBreakWhenItsEntityStops() {
+    TestProbe<TaskReply> replies = testKit.createTestProbe();
+    var entity =
+        testKit.spawn(
+            TaskEntity.create(
+                "task-" + UUID.randomUUID(), TaskEntity.Durability.MEMORY, SETTINGS, runner, clock, () -> 1.0, null,
+                (state, recovered) -> {}));
+    entity.tell(new Submit(chat(false), "alice", null, true, replies.ref()));
+    var follower =
+        ((TaskReply.Ok) replies.receiveMessage())
+            .updates()
+            .getSource()
+            .runWith(org.apache.pekko.stream.testkit.javadsl.TestSink.probe(testKit.system().classicSystem()), testKit.system());
+    follower.request(10);
+    assertEquals(TaskStatus.RUNNING, ((TaskUpdate.StatusChanged) follower.expectNext()).view().status());
+
+    // a retry: the follower sees it
+    runner.next().result().completeExceptionally(transient503());
+    assertEquals(TaskStatus.RETRY_SCHEDULED, ((TaskUpdate.StatusChanged) follower.expectNext()).view().status());
+
+    // the entity stops (passivated, rebalanced): the stream breaks, so its follower follows again
+    testKit.stop(entity);
+    follower.expectError();
+  }
+
+  @Test
   void anUnknownTaskIsNotFound() {
     var got = kit.<TaskReply>runCommand(r -> new Get("alice", r));
     assertEquals(ErrorCode.NOT_FOUND, ((TaskReply.Rejected) got.reply()).error().code());

@@ -1,0 +1,68 @@
+package dev.mcpstack.worker.task;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.mcpstack.shared.TaskKind;
+import dev.mcpstack.shared.TaskSpec;
+import dev.mcpstack.shared.TaskStatus;
+import dev.mcpstack.shared.TaskUpdate;
+import dev.mcpstack.shared.TaskView;
+import com.fasterxml.jackson.databind.node.NullNode;
+import java.time.Instant;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.stream.Materializer;
+import org.apache.pekko.stream.testkit.TestSubscriber;
+import org.apache.pekko.stream.testkit.javadsl.TestSink;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/** The followers of a task without deltas, whatever state their streams are in when it ends. */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class StatusFollowersTest {
+  private final ActorTestKit testKit = ActorTestKit.create();
+  private final Materializer mat = Materializer.matFromSystem(testKit.system());
+
+  @AfterAll
+  void tearDown() {
+    testKit.shutdownTestKit();
+  }
+
+  private static TaskView view(TaskStatus status) {
+    TaskState state =
+        TaskState.blank("task-1")
+            .submitted(
+                new TaskEntity.TaskSubmitted(
+                    new TaskSpec(TaskKind.CHAT, "m", NullNode.getInstance()), "alice", null, null,
+                    Instant.EPOCH.plusSeconds(60), Instant.EPOCH, null, false));
+    return status == TaskStatus.RUNNING ? state.toView() : state.cancelled(new TaskEntity.TaskCancelled(Instant.EPOCH)).toView();
+  }
+
+  @Test
+  void aFollowerThatFellBehindOrLeftDoesNotKeepTheOthersFromTheEnd() {
+    StatusFollowers followers = new StatusFollowers(mat, 1);
+    AtomicInteger ended = new AtomicInteger();
+    TestSubscriber.Probe<TaskUpdate> reading =
+        followers.follower(view(TaskStatus.RUNNING), ended::incrementAndGet).getSource().runWith(TestSink.probe(testKit.system().classicSystem()), mat);
+    TestSubscriber.Probe<TaskUpdate> behind =
+        followers.follower(view(TaskStatus.RUNNING), ended::incrementAndGet).getSource().runWith(TestSink.probe(testKit.system().classicSystem()), mat);
+    reading.request(10);
+    assertEquals(TaskStatus.QUEUED, ((TaskUpdate.StatusChanged) reading.expectNext()).view().status());
+
+    // "behind" reads nothing: its one place holds the first view, so the next change fails it; then
+    // the end comes for everyone (the call that failed it must not make the end throw)
+    followers.publish(new TaskUpdate.StatusChanged(view(TaskStatus.RUNNING)));
+    followers.publish(new TaskUpdate.StatusChanged(view(TaskStatus.CANCELLED)));
+    followers.complete();
+    followers.complete(); // an entity stopping after its end asks again: nothing left to tell
+
+    reading.expectNext();
+    assertEquals(TaskStatus.CANCELLED, ((TaskUpdate.StatusChanged) reading.expectNext()).view().status());
+    reading.expectComplete();
+    behind.request(10);
+    if (behind.expectNextOrError().isRight()) { // its first view may already be on its way
+      behind.expectError();
+    }
+  }
+}
