@@ -173,10 +173,10 @@ class LocalClusterFailoverIT {
           TASKS,
           (allDone - killedAt) / 1_000_000);
 
-      assertUsageCountedOnce(apiPort, keyId, TASKS, promptTokens, completionTokens);
+      assertUsageCountedOnce(apiPort, keyId, TASKS, promptTokens, completionTokens, "after kill -9");
       streamedToolCallsCrossNodes(apiPort, key);
       largePayloadsCrossNodes(apiPort, key);
-      partitionByPause(env, log, dir, apiPort, key);
+      partitionByPause(env, log, dir, apiPort);
       killMidStream(env, log, dir, apiPort, key);
 
       rollingRestartUnderLoad(env, log, apiPort);
@@ -342,7 +342,7 @@ class LocalClusterFailoverIT {
    * The key's usage account shows every task once: reports arrive after the tasks end (and after a
    * fail-over of the worker hosting the account), so it is polled until it matches or 90 s pass.
    */
-  private void assertUsageCountedOnce(int apiPort, String keyId, int tasks, long prompt, long completion) throws Exception {
+  private void assertUsageCountedOnce(int apiPort, String keyId, int tasks, long prompt, long completion, String when) throws Exception {
     HttpRequest request =
         HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + apiPort + "/admin/keys/" + keyId + "/usage"))
             .header("Authorization", "Bearer " + ADMIN_TOKEN)
@@ -365,7 +365,7 @@ class LocalClusterFailoverIT {
     assertEquals(tasks, total.path("requests").asLong(), "each task counted once: " + total);
     assertEquals(prompt, total.path("prompt_tokens").asLong(), total.toString());
     assertEquals(completion, total.path("completion_tokens").asLong(), total.toString());
-    System.out.printf("usage after kill -9: %d tasks counted once, %d + %d tokens%n", tasks, prompt, completion);
+    System.out.printf("usage %s: %d tasks counted once, %d + %d tokens%n", when, tasks, prompt, completion);
   }
 
   /** The response, or null when the connection was refused or reset (the api-node was down). */
@@ -453,7 +453,19 @@ class LocalClusterFailoverIT {
    * unique (persistence_id, sequence_number). Each task ends exactly once, checked in the journal.
    * Needs worker-2 and worker-3 up (worker-1 is dead since the kill -9); leaves them so.
    */
-  private void partitionByPause(Map<String, String> env, Path log, Path dir, int apiPort, String key) throws Exception {
+  private void partitionByPause(Map<String, String> env, Path log, Path dir, int apiPort) throws Exception {
+    // a key of its own: its usage account must count each task once, whatever the woken node sends
+    HttpResponse<String> created =
+        http.send(
+            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + apiPort + "/admin/keys"))
+                .header("Authorization", "Bearer " + ADMIN_TOKEN)
+                .header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString("{\"tenant\":\"partition\"}"))
+                .build(),
+            HttpResponse.BodyHandlers.ofString());
+    assertEquals(201, created.statusCode(), created.body());
+    String keyId = JSON.readTree(created.body()).path("id").asText();
+    String key = JSON.readTree(created.body()).path("key").asText();
     final int tasks = 12; // at most max-concurrency (16) per worker: all in flight at once, wherever they land
     simFaults(env, "{\"latencyMs\":6000}");
     String run = java.util.UUID.randomUUID().toString(); // the journal outlives a run
@@ -555,6 +567,11 @@ class LocalClusterFailoverIT {
         assertTrue(java.util.Arrays.equals(before.get(id), c), id + ": nothing journaled after SIGCONT");
       }
       assertEquals(chatsDone, chatsAfter, "the woken node called the runner no more");
+      assertUsageCountedOnce(
+          apiPort, keyId, tasks,
+          terminal.values().stream().mapToLong(t -> t.at("/result/usage/prompt_tokens").asLong()).sum(),
+          terminal.values().stream().mapToLong(t -> t.at("/result/usage/completion_tokens").asLong()).sum(),
+          "after the partition");
       long attempts = terminal.values().stream().mapToLong(t -> t.path("attempts").asInt()).sum();
       long attemptEvents = after.values().stream().mapToLong(c -> c[0]).sum();
       System.out.printf(
