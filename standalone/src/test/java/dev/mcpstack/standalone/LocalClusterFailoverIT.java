@@ -173,9 +173,10 @@ class LocalClusterFailoverIT {
           TASKS,
           (allDone - killedAt) / 1_000_000);
 
-      assertUsageCountedOnce(apiPort, keyId, TASKS, promptTokens, completionTokens);
+      assertUsageCountedOnce(apiPort, keyId, TASKS, promptTokens, completionTokens, "after kill -9");
       streamedToolCallsCrossNodes(apiPort, key);
       largePayloadsCrossNodes(apiPort, key);
+      partitionByPause(env, log, dir, apiPort);
       killMidStream(env, log, dir, apiPort, key);
 
       rollingRestartUnderLoad(env, log, apiPort);
@@ -341,7 +342,7 @@ class LocalClusterFailoverIT {
    * The key's usage account shows every task once: reports arrive after the tasks end (and after a
    * fail-over of the worker hosting the account), so it is polled until it matches or 90 s pass.
    */
-  private void assertUsageCountedOnce(int apiPort, String keyId, int tasks, long prompt, long completion) throws Exception {
+  private void assertUsageCountedOnce(int apiPort, String keyId, int tasks, long prompt, long completion, String when) throws Exception {
     HttpRequest request =
         HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + apiPort + "/admin/keys/" + keyId + "/usage"))
             .header("Authorization", "Bearer " + ADMIN_TOKEN)
@@ -364,7 +365,7 @@ class LocalClusterFailoverIT {
     assertEquals(tasks, total.path("requests").asLong(), "each task counted once: " + total);
     assertEquals(prompt, total.path("prompt_tokens").asLong(), total.toString());
     assertEquals(completion, total.path("completion_tokens").asLong(), total.toString());
-    System.out.printf("usage after kill -9: %d tasks counted once, %d + %d tokens%n", tasks, prompt, completion);
+    System.out.printf("usage %s: %d tasks counted once, %d + %d tokens%n", when, tasks, prompt, completion);
   }
 
   /** The response, or null when the connection was refused or reset (the api-node was down). */
@@ -441,6 +442,199 @@ class LocalClusterFailoverIT {
     System.out.printf(
         "across processes: a %d KB prompt answered in %d ms; %d embeddings of 1536 floats (%d KB of JSON) in %d ms%n",
         prompt.length() / 1024, chatMillis, data.size(), embeddings.body().length() / 1024, embeddingsMillis);
+  }
+
+  /**
+   * A worker cut off from the others: its process paused with SIGSTOP (no heartbeats, no
+   * answers, its TCP connections open) while it hosts async tasks waiting on a slow runner. The
+   * split-brain resolver keeps the majority (the api-node and the other worker) and downs it; its
+   * tasks resume there. Then SIGCONT: the paused node must find itself removed and stop, and
+   * whatever it still tries to persist for the tasks taken over must be refused by the journal's
+   * unique (persistence_id, sequence_number). Each task ends exactly once, checked in the journal.
+   * Needs worker-2 and worker-3 up (worker-1 is dead since the kill -9); leaves them so.
+   */
+  private void partitionByPause(Map<String, String> env, Path log, Path dir, int apiPort) throws Exception {
+    // a key of its own: its usage account must count each task once, whatever the woken node sends
+    HttpResponse<String> created =
+        http.send(
+            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + apiPort + "/admin/keys"))
+                .header("Authorization", "Bearer " + ADMIN_TOKEN)
+                .header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString("{\"tenant\":\"partition\"}"))
+                .build(),
+            HttpResponse.BodyHandlers.ofString());
+    assertEquals(201, created.statusCode(), created.body());
+    String keyId = JSON.readTree(created.body()).path("id").asText();
+    String key = JSON.readTree(created.body()).path("key").asText();
+    final int tasks = 12; // at most max-concurrency (16) per worker: all in flight at once, wherever they land
+    simFaults(env, "{\"latencyMs\":6000}");
+    String run = java.util.UUID.randomUUID().toString(); // the journal outlives a run
+    long chatsBefore = simChatRequests(env);
+    Map<String, java.util.concurrent.CompletableFuture<HttpResponse<String>>> submits = new LinkedHashMap<>();
+    for (int i = 0; i < tasks; i++) {
+      String prompt = "partition " + run + " " + i;
+      submits.put(
+          prompt,
+          http.sendAsync(
+              HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + apiPort + "/v1/tasks"))
+                  .timeout(Duration.ofSeconds(60))
+                  .header("Content-Type", "application/json")
+                  .header("Authorization", "Bearer " + key)
+                  .POST(
+                      HttpRequest.BodyPublishers.ofString(
+                          "{\"kind\":\"chat\",\"request\":{\"model\":\"sim-small\",\"messages\":[{\"role\":\"user\",\"content\":\""
+                              + prompt + "\"}]}}"))
+                  .build(),
+              HttpResponse.BodyHandlers.ofString()));
+    }
+    Map<String, String> prompts = new LinkedHashMap<>();
+    for (var e : submits.entrySet()) {
+      HttpResponse<String> r = e.getValue().get(60, TimeUnit.SECONDS);
+      assertEquals(202, r.statusCode(), r.body());
+      prompts.put(JSON.readTree(r.body()).path("id").asText(), e.getKey());
+    }
+    // every task's first attempt is at the runner (answering in 6 s) before the pause
+    awaitSimChatRequests(env, chatsBefore + tasks);
+
+    // worker-2 is the oldest worker now: it hosts the shard coordinator too
+    String paused = "worker-2";
+    long pid = Long.parseLong(Files.readString(dir.resolve("pids/" + paused + ".pid")).trim());
+    ProcessHandle process = ProcessHandle.of(pid).orElseThrow();
+    Path nodeLog = dir.resolve("logs/" + paused + ".log");
+    long pausedAt = System.nanoTime();
+    assertEquals(0, new ProcessBuilder("kill", "-STOP", String.valueOf(pid)).start().waitFor());
+    boolean continued = false;
+    try {
+      Map<String, JsonNode> terminal = new HashMap<>();
+      long firstResumed = -1;
+      long deadline = pausedAt + TimeUnit.SECONDS.toNanos(90);
+      while (terminal.size() < tasks) {
+        assertTrue(System.nanoTime() < deadline, "not all tasks ended after the pause: " + terminal.keySet());
+        Map<String, java.util.concurrent.CompletableFuture<JsonNode>> round = new HashMap<>();
+        for (String id : prompts.keySet()) {
+          if (!terminal.containsKey(id)) {
+            round.put(id, adminTask(apiPort, id)); // asked concurrently: a moving shard delays its own tasks only
+          }
+        }
+        for (var r : round.entrySet()) {
+          String id = r.getKey();
+          JsonNode task = r.getValue().get(30, TimeUnit.SECONDS);
+          if (task == null) {
+            continue; // the shard is moving: ask again
+          }
+          if (firstResumed < 0 && task.path("attempts").asInt() >= 2) {
+            firstResumed = System.nanoTime();
+          }
+          if (task.path("status").asText().matches("succeeded|failed|cancelled")) {
+            terminal.put(id, task);
+          }
+        }
+        java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(200));
+      }
+      long allDone = System.nanoTime();
+      int resumed = 0;
+      for (var e : terminal.entrySet()) {
+        assertEquals("succeeded", e.getValue().path("status").asText(), e.getKey() + ": " + e.getValue());
+        assertEquals(
+            "Simulated reply to: " + prompts.get(e.getKey()),
+            e.getValue().at("/result/choices/0/message/content").asText(),
+            "each task has its own answer");
+        resumed += e.getValue().path("attempts").asInt() >= 2 ? 1 : 0;
+      }
+      assertTrue(resumed > 0, "the paused worker hosted tasks that were resumed elsewhere");
+      long chatsDone = simChatRequests(env);
+      Map<String, long[]> before = journalCounts(env, prompts.keySet());
+
+      // SIGCONT: the node wakes up removed; it must stop, not rejoin nor finish its stale attempts
+      long logSize = Files.size(nodeLog);
+      long continuedAt = System.nanoTime();
+      assertEquals(0, new ProcessBuilder("kill", "-CONT", String.valueOf(pid)).start().waitFor());
+      continued = true;
+      process.onExit().get(60, TimeUnit.SECONDS);
+      long exitedMillis = (System.nanoTime() - continuedAt) / 1_000_000;
+      String woke;
+      try (var in = Files.newInputStream(nodeLog)) {
+        in.skipNBytes(logSize);
+        woke = new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+      }
+      long refusedWrites = woke.lines().filter(l -> l.contains("Failed to persist") || l.contains("Unique index") || l.contains("primary key violation")).count();
+      long chatsAfter = simChatRequests(env);
+      Map<String, long[]> after = journalCounts(env, prompts.keySet());
+      for (String id : prompts.keySet()) {
+        long[] c = after.get(id);
+        assertTrue(c != null, id + " has no journal events");
+        assertEquals(1, c[1], id + ": exactly one terminal event in the journal");
+        assertTrue(java.util.Arrays.equals(before.get(id), c), id + ": nothing journaled after SIGCONT");
+      }
+      assertEquals(chatsDone, chatsAfter, "the woken node called the runner no more");
+      assertUsageCountedOnce(
+          apiPort, keyId, tasks,
+          terminal.values().stream().mapToLong(t -> t.at("/result/usage/prompt_tokens").asLong()).sum(),
+          terminal.values().stream().mapToLong(t -> t.at("/result/usage/completion_tokens").asLong()).sum(),
+          "after the partition");
+      long attempts = terminal.values().stream().mapToLong(t -> t.path("attempts").asInt()).sum();
+      long attemptEvents = after.values().stream().mapToLong(c -> c[0]).sum();
+      System.out.printf(
+          "partition (SIGSTOP of %s, runner at 6 s): %d of %d tasks were on it; first resumed attempt %d ms after the pause, all done %d ms after it; "
+              + "%d runner calls for %d attempts (%d AttemptStarted in the journal); after SIGCONT the node exited in %d ms, journaled nothing (%d refused-write log lines), "
+              + "each task has exactly one terminal event. Its log after SIGCONT:%n%s%n",
+          paused, resumed, tasks, (firstResumed - pausedAt) / 1_000_000, (allDone - pausedAt) / 1_000_000,
+          chatsAfter - chatsBefore, attempts, attemptEvents, exitedMillis, refusedWrites,
+          woke.lines().filter(l -> !l.isBlank() && !l.startsWith("\t")).limit(25).map(l -> "  | " + (l.length() > 300 ? l.substring(0, 300) : l)).collect(java.util.stream.Collectors.joining("\n")));
+    } finally {
+      if (!continued) {
+        new ProcessBuilder("kill", "-CONT", String.valueOf(pid)).start().waitFor();
+      }
+    }
+    simFaults(env, "{}");
+    script(env, "restart " + paused, log); // the following steps need it
+  }
+
+  /** A task by the admin API, or null while it cannot be answered (503, timeout: a shard moving). */
+  private java.util.concurrent.CompletableFuture<JsonNode> adminTask(int apiPort, String taskId) {
+    return http.sendAsync(
+            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + apiPort + "/admin/tasks/" + taskId))
+                .header("Authorization", "Bearer " + ADMIN_TOKEN)
+                .timeout(Duration.ofSeconds(10))
+                .GET()
+                .build(),
+            HttpResponse.BodyHandlers.ofString())
+        .thenApply(
+            r -> {
+              try {
+                return r.statusCode() == 200 ? JSON.readTree(r.body()) : null;
+              } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+              }
+            })
+        .exceptionally(e -> null);
+  }
+
+  /** Per task, from the shared H2 journal: {AttemptStarted events, terminal events, all events}. */
+  private static Map<String, long[]> journalCounts(Map<String, String> env, java.util.Collection<String> taskIds) throws Exception {
+    Map<String, long[]> counts = new HashMap<>();
+    try (java.sql.Connection c =
+            java.sql.DriverManager.getConnection("jdbc:h2:tcp://127.0.0.1:" + env.get("H2_PORT") + "/mcp-cluster", "mcp", "mcp");
+        java.sql.PreparedStatement q =
+            c.prepareStatement(
+                "SELECT \"event_ser_manifest\" FROM PUBLIC.\"event_journal\" WHERE \"persistence_id\" = ?")) {
+      for (String id : taskIds) {
+        q.setString(1, "Task|" + id);
+        long[] n = new long[3];
+        try (java.sql.ResultSet rs = q.executeQuery()) {
+          while (rs.next()) {
+            String manifest = rs.getString(1);
+            n[0] += manifest.endsWith("AttemptStarted") ? 1 : 0;
+            n[1] += manifest.matches(".*(TaskSucceeded|TaskFailed|TaskCancelled)$") ? 1 : 0;
+            n[2]++;
+          }
+        }
+        if (n[2] > 0) {
+          counts.put(id, n);
+        }
+      }
+    }
+    return counts;
   }
 
   /**
