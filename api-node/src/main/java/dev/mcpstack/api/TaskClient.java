@@ -168,8 +168,8 @@ final class TaskClient {
    * (included), read with backpressure from the entity wherever it lives. Lazy: nothing is asked
    * before the source runs; {@code open} (a Submit with follow, or a Follow) gives the first
    * subscription, {@code again} the next ones. When a subscription breaks (its worker stopped, the
-   * shard moved) the follower follows again after a short pause, and goes on transparently if no delta has reached it yet.
-   * Once deltas have, it ends with an error: deltas sent while it was away are lost, and so is a
+   * shard moved) the follower follows again after a short pause, and goes on transparently if no
+   * delta has reached it yet. Once deltas have, it ends with an error: deltas sent while it was away are lost, and so is a
    * delta of a new attempt (the client would see two different answers glued together). Fails with
    * a 504 when no terminal update arrives within {@code giveUpAfter}.
    */
