@@ -45,27 +45,6 @@ public record TaskState(
     TraceContext trace)
     implements CborSerializable {
 
-  /** A state without a trace context. */
-  public TaskState(
-      String id,
-      TaskSpec spec,
-      String owner,
-      String keyId,
-      String holdId,
-      TaskStatus status,
-      int attempts,
-      Instant createdAt,
-      Instant updatedAt,
-      Instant deadline,
-      Instant nextAttemptAt,
-      TaskResult result,
-      TaskError error,
-      int outputAttempt,
-      boolean background) {
-    this(id, spec, owner, keyId, holdId, status, attempts, createdAt, updatedAt, deadline, nextAttemptAt, result,
-        error, outputAttempt, background, null);
-  }
-
   /** A state that is not {@code background}. */
   public TaskState(
       String id,
@@ -83,7 +62,7 @@ public record TaskState(
       TaskError error,
       int outputAttempt) {
     this(id, spec, owner, keyId, holdId, status, attempts, createdAt, updatedAt, deadline, nextAttemptAt, result,
-        error, outputAttempt, false);
+        error, outputAttempt, false, null);
   }
 
   public static TaskState blank(String id) {

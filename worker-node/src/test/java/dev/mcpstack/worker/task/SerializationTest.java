@@ -172,7 +172,7 @@ class SerializationTest {
         TaskEntity.ResumeAfterRecovery.INSTANCE,
         TaskEntity.PassivateFinished.INSTANCE,
         state,
-        new TaskState("task-1", spec, "alice", null, null, TaskStatus.RUNNING, 1, t, t, t, null, null, null, 0, true),
+        new TaskState("task-1", spec, "alice", null, null, TaskStatus.RUNNING, 1, t, t, t, null, null, null, 0, true, null),
         TaskState.blank("task-2"),
         new WorkerInfoProtocol.ListModels(models.ref()),
         new WorkerInfoProtocol.CheckHealth(health.ref()),
@@ -269,7 +269,7 @@ class SerializationTest {
         List.of(
             new TaskEntity.TaskSubmitted(spec, "alice", null, null, t, t, TaskRetention.STANDARD, true),
             new TaskProtocol.Submit(spec, "alice", null, null, t, TaskRetention.STANDARD, false, null, null, replies.ref(), true),
-            new TaskState("task-1", spec, "alice", null, null, TaskStatus.RUNNING, 1, t, t, t, null, null, null, 0, true));
+            new TaskState("task-1", spec, "alice", null, null, TaskStatus.RUNNING, 1, t, t, t, null, null, null, 0, true, null));
     for (Object message : messages) {
       assertTrue(backgroundOf(message), message.toString());
       Object old = withoutField(message, "background");
