@@ -94,18 +94,7 @@ class LocalClusterFailoverIT {
       Map<String, java.util.concurrent.CompletableFuture<HttpResponse<String>>> submits = new LinkedHashMap<>();
       for (int i = 0; i < TASKS; i++) {
         String prompt = "task number " + i;
-        HttpRequest submit =
-            HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + apiPort + "/v1/tasks"))
-                .timeout(Duration.ofSeconds(60))
-                .header("Content-Type", "application/json")
-                .header("Authorization", "Bearer " + key)
-                .POST(
-                    HttpRequest.BodyPublishers.ofString(
-                        "{\"kind\":\"chat\",\"request\":{\"model\":\"sim-small\",\"messages\":[{\"role\":\"user\",\"content\":\""
-                            + prompt
-                            + "\"}]}}"))
-                .build();
-        submits.put(prompt, http.sendAsync(submit, HttpResponse.BodyHandlers.ofString()));
+        submits.put(prompt, submitChatTask(apiPort, key, prompt));
       }
       Map<String, String> prompts = new LinkedHashMap<>();
       for (Map.Entry<String, java.util.concurrent.CompletableFuture<HttpResponse<String>>> e : submits.entrySet()) {
@@ -473,19 +462,7 @@ class LocalClusterFailoverIT {
     Map<String, java.util.concurrent.CompletableFuture<HttpResponse<String>>> submits = new LinkedHashMap<>();
     for (int i = 0; i < tasks; i++) {
       String prompt = "partition " + run + " " + i;
-      submits.put(
-          prompt,
-          http.sendAsync(
-              HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + apiPort + "/v1/tasks"))
-                  .timeout(Duration.ofSeconds(60))
-                  .header("Content-Type", "application/json")
-                  .header("Authorization", "Bearer " + key)
-                  .POST(
-                      HttpRequest.BodyPublishers.ofString(
-                          "{\"kind\":\"chat\",\"request\":{\"model\":\"sim-small\",\"messages\":[{\"role\":\"user\",\"content\":\""
-                              + prompt + "\"}]}}"))
-                  .build(),
-              HttpResponse.BodyHandlers.ofString()));
+      submits.put(prompt, submitChatTask(apiPort, key, prompt));
     }
     Map<String, String> prompts = new LinkedHashMap<>();
     for (var e : submits.entrySet()) {
@@ -719,14 +696,25 @@ class LocalClusterFailoverIT {
   }
 
   private HttpResponse<String> send(int port, String path, String key, String body) throws Exception {
-    return http.send(
-        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
-            .timeout(Duration.ofSeconds(120))
-            .header("Content-Type", "application/json")
-            .header("Authorization", "Bearer " + key)
-            .POST(HttpRequest.BodyPublishers.ofString(body))
-            .build(),
-        HttpResponse.BodyHandlers.ofString());
+    return http.send(jsonPost(port, path, key, body), HttpResponse.BodyHandlers.ofString());
+  }
+
+  /** Submits an async chat task whose prompt is {@code prompt} (202 when accepted). */
+  private java.util.concurrent.CompletableFuture<HttpResponse<String>> submitChatTask(int port, String key, String prompt) {
+    String body =
+        "{\"kind\":\"chat\",\"request\":{\"model\":\"sim-small\",\"messages\":[{\"role\":\"user\",\"content\":\""
+            + prompt + "\"}]}}";
+    return http.sendAsync(jsonPost(port, "/v1/tasks", key, body), HttpResponse.BodyHandlers.ofString());
+  }
+
+  /** A JSON POST with an API key to a node of the local cluster. */
+  private static HttpRequest jsonPost(int port, String path, String key, String body) {
+    return HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+        .timeout(Duration.ofSeconds(120))
+        .header("Content-Type", "application/json")
+        .header("Authorization", "Bearer " + key)
+        .POST(HttpRequest.BodyPublishers.ofString(body))
+        .build();
   }
 
   private void simFaults(Map<String, String> env, String faults) throws Exception {
