@@ -67,8 +67,7 @@ public final class ApiNode {
         new ApiRoutes(http, new TaskClient(system, settings, http.admission), new Workers(system, settings), keys);
     return Http.get(system)
         .newServerAt(settings.host(), settings.port())
-        // each connection watched, so that a call learns that its client left (ClientConnection)
-        .bindFlow(ClientConnection.watching(routes.route().flow(system)))
+        .bind(routes.route())
         .thenApply(
             binding -> {
               system.getWhenTerminated().thenRun(keys::stop);

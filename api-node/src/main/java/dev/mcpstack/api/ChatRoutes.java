@@ -49,33 +49,21 @@ final class ChatRoutes {
                 path(
                     segment("chat").slash("completions"),
                     () ->
-                        extractRequest(
-                            request ->
-                                http.submission(
-                                    (body, caller, key) ->
-                                        http.cache.control(
-                                            cacheControl ->
-                                                chat(body, caller, key, cacheControl, requestId, ClientConnection.of(request)))))),
+                        http.submission(
+                            (body, caller, key) ->
+                                http.cache.control(cacheControl -> chat(body, caller, key, cacheControl, requestId)))),
                 path(
                     segment("chat").slash("completions").slash(segment()),
                     id -> get(() -> http.authenticated(caller -> stored(id, caller.tenant(), requestId)))),
                 path(
                     "embeddings",
                     () ->
-                        extractRequest(
-                            request ->
-                                http.submission(
-                                    (body, caller, key) ->
-                                        embeddings(body, caller, key, requestId, ClientConnection.of(request)))))));
+                        http.submission(
+                            (body, caller, key) -> embeddings(body, caller, key, requestId)))));
   }
 
   private Route chat(
-      JsonNode body,
-      Caller caller,
-      Optional<String> key,
-      ResponseCache.Control cacheControl,
-      String requestId,
-      ClientConnection connection) {
+      JsonNode body, Caller caller, Optional<String> key, ResponseCache.Control cacheControl, String requestId) {
     String model = validation.chat(body, "");
     caller.checkModel(model);
     String id = TaskIds.chat(caller.tenant(), key, body.path("store").asBoolean(false));
@@ -95,33 +83,17 @@ final class ChatRoutes {
                     // the response cache (docs/adr/0009) answers a hit itself and runs the task on a miss
                     : http.cache
                         .serve(caller, spec, cacheControl, admitted.holdId(), done,
-                            () -> run(id, spec, caller, admitted.holdId(), deadline, requestId, done, connection))
+                            () -> run(id, spec, caller, admitted.holdId(), deadline, requestId, done))
                         .thenApply(admitted::decorate)),
         requestId);
   }
 
-  /**
-   * A synchronous task: its answer when it ends; {@code done} when it ended, whichever way. A
-   * client that closes its connection before the answer cancels the task (nobody would read it).
-   */
+  /** A synchronous task: its answer when it ends; {@code done} when it ended, whichever way. */
   private CompletionStage<HttpResponse> run(
-      String id,
-      TaskSpec spec,
-      Caller caller,
-      String holdId,
-      Instant deadline,
-      String requestId,
-      Runnable done,
-      ClientConnection connection) {
-    Runnable clientLeft = () -> tasks.cancelQuietly(id, caller.tenant());
-    connection.onClose(clientLeft);
+      String id, TaskSpec spec, Caller caller, String holdId, Instant deadline, String requestId, Runnable done) {
     return tasks
         .run(id, spec, caller, holdId, deadline)
-        .whenComplete(
-            (view, e) -> {
-              connection.forget(clientLeft);
-              done.run();
-            })
+        .whenComplete((view, e) -> done.run())
         .thenApply(view -> finished(view, requestId));
   }
 
@@ -248,8 +220,7 @@ final class ChatRoutes {
         requestId);
   }
 
-  private Route embeddings(
-      JsonNode body, Caller caller, Optional<String> key, String requestId, ClientConnection connection) {
+  private Route embeddings(JsonNode body, Caller caller, Optional<String> key, String requestId) {
     String model = validation.embeddings(body, "");
     caller.checkModel(model);
     String id = TaskIds.embeddings(caller.tenant(), key);
@@ -262,8 +233,7 @@ final class ChatRoutes {
             spec,
             deadline,
             (admitted, done) ->
-                run(id, spec, caller, admitted.holdId(), deadline, requestId, done, connection)
-                    .thenApply(admitted::decorate)),
+                run(id, spec, caller, admitted.holdId(), deadline, requestId, done).thenApply(admitted::decorate)),
         requestId);
   }
 }

@@ -16,7 +16,6 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.Optional;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -356,35 +355,6 @@ class ChatApiTest {
         Duration.ofSeconds(15),
         () -> {
           assertEquals(0, api.sim.stats().inFlight(), "the runner's call was aborted");
-          return null;
-        });
-  }
-
-  @Test
-  void aSynchronousClientThatLeavesCancelsItsTask() throws Exception {
-    // journaled (an Idempotency-Key), so that the task's end can be read back as operator
-    api.sim.setDefaults(Faults.none().withLatency(Duration.ofSeconds(20)));
-    String id = TaskIds.chat(Caller.ANONYMOUS_TENANT, Optional.of("leave-sync-1"), false);
-    byte[] body = chatBody("nobody will read this").getBytes(StandardCharsets.UTF_8);
-    try (java.net.Socket socket = new java.net.Socket("127.0.0.1", api.port)) {
-      String head =
-          "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-              + "Idempotency-Key: leave-sync-1\r\nContent-Length: " + body.length + "\r\n\r\n";
-      socket.getOutputStream().write(head.getBytes(StandardCharsets.US_ASCII));
-      socket.getOutputStream().write(body);
-      socket.getOutputStream().flush();
-      api.await(
-          Duration.ofSeconds(20),
-          () -> {
-            assertEquals(1, api.sim.stats().inFlight(), "the runner has the call");
-            return null;
-          });
-    } // the client leaves before the answer
-    api.await(
-        Duration.ofSeconds(15),
-        () -> {
-          JsonNode t = unchecked(() -> json(api.get("/admin/tasks/" + id, "Authorization", "Bearer " + ADMIN_TOKEN)));
-          assertEquals("cancelled", t.path("status").asText(), t.toString());
           return null;
         });
   }
