@@ -215,12 +215,47 @@ class ChatApiTest {
   void taskCanBeCancelled() throws Exception {
     api.sim.setDefaults(Faults.none().withHang(true));
     String id = json(api.post("/v1/tasks", "{\"kind\":\"chat\",\"request\":" + chatBody("never") + "}")).path("id").asText();
+    awaitRunnerInFlight(1);
     HttpResponse<String> cancelled = api.delete("/v1/tasks/" + id);
     assertEquals(200, cancelled.statusCode(), cancelled.body());
     assertEquals("cancelled", json(cancelled).path("status").asText());
     assertEquals("cancelled", json(api.get("/v1/tasks/" + id)).path("status").asText());
+    awaitRunnerAbandoned(1); // the runner's connection was closed: it stops computing
     assertEquals(404, api.get("/v1/tasks/task-unknown123").statusCode());
     assertEquals(404, api.delete("/v1/tasks/task-unknown123").statusCode());
+  }
+
+  @Test
+  void aTaskPastItsDeadlineStopsItsRunnersCall() throws Exception {
+    api.sim.setDefaults(Faults.none().withLatency(Duration.ofSeconds(60)));
+    String id =
+        json(api.post("/v1/tasks", "{\"kind\":\"chat\",\"request\":" + chatBody("too slow") + ",\"timeout_seconds\":2}"))
+            .path("id").asText();
+    awaitRunnerInFlight(1);
+    awaitRunnerAbandoned(1);
+    JsonNode task = json(api.get("/v1/tasks/" + id));
+    assertEquals("failed", task.path("status").asText(), task.toString());
+    assertEquals("timeout", task.at("/error/code").asText(), task.toString());
+  }
+
+  private void awaitRunnerInFlight(int calls) {
+    api.await(
+        Duration.ofSeconds(20),
+        () -> {
+          assertEquals(calls, api.sim.stats().inFlight(), "the runner has the call");
+          return null;
+        });
+  }
+
+  /** Waits until the runner saw {@code calls} calls whose connection the stack closed, and has none left. */
+  private void awaitRunnerAbandoned(long calls) {
+    api.await(
+        Duration.ofSeconds(20),
+        () -> {
+          assertEquals(calls, api.sim.stats().abandoned(), "calls the stack gave up on");
+          assertEquals(0, api.sim.stats().inFlight());
+          return null;
+        });
   }
 
   @Test

@@ -35,7 +35,8 @@ public final class ModelRunnerSimulator {
     SimulatorRoutes routes = new SimulatorRoutes(system, settings, state);
     return Http.get(system)
         .newServerAt(settings.host(), settings.port())
-        .bind(routes.route())
+        // each connection watched: a call whose client leaves is abandoned (SimulatorConnection)
+        .bindFlow(SimulatorConnection.watching(routes.route().flow(system), state))
         .thenApply(binding -> new ModelRunnerSimulator(system, settings, binding, state));
   }
 

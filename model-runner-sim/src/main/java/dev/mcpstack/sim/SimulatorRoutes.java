@@ -106,6 +106,7 @@ final class SimulatorRoutes {
     return entity(Unmarshaller.entityToString(), body -> extractRequest(request -> {
       SimulatorState.Call call = state.arrive(
           request.method().value(), request.getUri().path(), lowerCasedHeaders(request));
+      SimulatorConnection.of(request).ifPresent(call::on);
       return withRequestTimeoutResponse(
           timedOut -> finish(call, OpenAiJson.error(503, "simulator request timed out", null, "timeout")),
           () -> mapResponse(response -> {
@@ -413,7 +414,8 @@ final class SimulatorRoutes {
     }
     return first.concat(content).concatLazy(tail)
         .watchTermination((mat, done) -> {
-          done.whenComplete((d, failure) -> call.finish(200));
+          // the tail ends the accounting of a stream that ran to its end: ending here, the client left
+          done.whenComplete((d, failure) -> call.abandon());
           return mat;
         });
   }
@@ -744,6 +746,8 @@ final class SimulatorRoutes {
     root.put("maxInFlight", stats.maxInFlight());
     root.put("inFlight", stats.inFlight());
     root.put("maxEmbeddingBatch", stats.maxEmbeddingBatch());
+    root.put("abandoned", stats.abandoned());
+    root.put("connections", stats.connections());
     ArrayNode recent = root.putArray("recent");
     for (RecordedRequest r : stats.recent()) {
       ObjectNode n = recent.addObject();

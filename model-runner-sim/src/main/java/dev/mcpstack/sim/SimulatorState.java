@@ -19,6 +19,8 @@ import java.util.concurrent.atomic.LongAdder;
 final class SimulatorState {
 
   static final int RECENT_LIMIT = 1000;
+  /** nginx's status for a request whose client closed the connection before the answer. */
+  static final int CLIENT_CLOSED_REQUEST = 499;
 
   private volatile Counters counters = new Counters();
   private volatile Faults defaults;
@@ -50,6 +52,11 @@ final class SimulatorState {
     return new Call(c, method, path, headers, System.nanoTime());
   }
 
+  /** Counts a client connection the server accepted. */
+  void connectionOpened() {
+    counters.connections.incrementAndGet();
+  }
+
   SimulatorStats stats() {
     Counters c = counters;
     Map<String, Long> byPath = new TreeMap<>();
@@ -59,7 +66,8 @@ final class SimulatorState {
       recent = new ArrayList<>(c.recent);
     }
     return new SimulatorStats(
-        c.requests.get(), byPath, c.maxInFlight.get(), c.inFlight.get(), recent, c.maxEmbeddingBatch.get());
+        c.requests.get(), byPath, c.maxInFlight.get(), c.inFlight.get(), recent, c.maxEmbeddingBatch.get(),
+        c.abandoned.get(), c.connections.get());
   }
 
   private static final class Counters {
@@ -68,6 +76,8 @@ final class SimulatorState {
     final AtomicInteger inFlight = new AtomicInteger();
     final AtomicInteger maxInFlight = new AtomicInteger();
     final AtomicInteger maxEmbeddingBatch = new AtomicInteger();
+    final AtomicLong abandoned = new AtomicLong();
+    final AtomicLong connections = new AtomicLong();
     final AtomicLong faultSequence = new AtomicLong();
     final ArrayDeque<RecordedRequest> recent = new ArrayDeque<>();
   }
@@ -81,6 +91,7 @@ final class SimulatorState {
     private final long arrivalNanos;
     private final AtomicBoolean finished = new AtomicBoolean();
     private volatile String model;
+    private volatile SimulatorConnection connection;
 
     private Call(Counters counters, String method, String path, Map<String, String> headers, long arrivalNanos) {
       this.counters = counters;
@@ -103,15 +114,36 @@ final class SimulatorState {
       counters.maxEmbeddingBatch.accumulateAndGet(size, Math::max);
     }
 
-    /** Ends the in-flight accounting and records the request; only the first call counts. */
+    /** Watches the call's connection: a connection that closes before the call ends abandons it. */
+    void on(SimulatorConnection c) {
+      connection = c;
+      c.add(this);
+    }
+
+    /** Ends the in-flight accounting and records the request; only the first end counts. */
     void finish(int status) {
-      if (!finished.compareAndSet(false, true)) return;
+      end(status);
+    }
+
+    /**
+     * The client closed its connection before the answer was complete: the call ends, recorded with
+     * status 499 (nginx's "client closed request"), and counts as abandoned.
+     */
+    void abandon() {
+      if (end(CLIENT_CLOSED_REQUEST)) counters.abandoned.incrementAndGet();
+    }
+
+    private boolean end(int status) {
+      if (!finished.compareAndSet(false, true)) return false;
+      SimulatorConnection c = connection;
+      if (c != null) c.remove(this);
       RecordedRequest r = new RecordedRequest(method, path, model, arrivalNanos, headers, status);
       synchronized (counters.recent) {
         if (counters.recent.size() == RECENT_LIMIT) counters.recent.removeFirst();
         counters.recent.addLast(r);
       }
       counters.inFlight.decrementAndGet();
+      return true;
     }
   }
 }

@@ -12,6 +12,10 @@ import java.util.Map;
  * @param inFlight requests currently being processed (arrival until response complete, streams included)
  * @param recent the last 1000 completed requests, oldest first
  * @param maxEmbeddingBatch the largest number of inputs seen in one embeddings request
+ * @param abandoned requests whose client closed the connection (or left the stream) before the
+ *     answer was complete: a real runner stops computing those; they are recorded with status 499
+ * @param connections client connections accepted (a client that keeps its connections alive opens
+ *     few)
  */
 public record SimulatorStats(
     long requests,
@@ -19,7 +23,9 @@ public record SimulatorStats(
     int maxInFlight,
     int inFlight,
     List<RecordedRequest> recent,
-    int maxEmbeddingBatch) {
+    int maxEmbeddingBatch,
+    long abandoned,
+    long connections) {
 
   public SimulatorStats {
     requestsByPath = Map.copyOf(requestsByPath);

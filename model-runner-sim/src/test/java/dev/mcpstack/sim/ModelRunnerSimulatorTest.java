@@ -115,6 +115,59 @@ class ModelRunnerSimulatorTest {
     assertEquals(0, sim.stats().inFlight());
   }
 
+  /** Sends a chat on a raw connection and closes it once {@code sent} says the simulator has the call. */
+  private static void sendAndLeave(String body, String... headers) throws Exception {
+    byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
+    StringBuilder head = new StringBuilder("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        + "Content-Type: application/json\r\nContent-Length: " + bytes.length + "\r\n");
+    for (int i = 0; i < headers.length; i += 2) head.append(headers[i]).append(": ").append(headers[i + 1]).append("\r\n");
+    head.append("\r\n");
+    long before = sim.stats().requests();
+    try (java.net.Socket socket = new java.net.Socket("127.0.0.1", sim.port())) {
+      socket.getOutputStream().write(head.toString().getBytes(StandardCharsets.US_ASCII));
+      socket.getOutputStream().write(bytes);
+      socket.getOutputStream().flush();
+      TestProbe<Void> probe = testKit.createTestProbe();
+      probe.awaitAssert(TIMEOUT, () -> {
+        assertEquals(before + 1, sim.stats().requests(), "the simulator has the call");
+        assertEquals(1, sim.stats().inFlight());
+        return null;
+      });
+    } // the client leaves before the answer
+  }
+
+  @Test
+  void aCallWhoseClientLeavesIsAbandonedAsARealRunnerWould() throws Exception {
+    sendAndLeave(chatBody("nobody reads this", ""), "X-Sim-Latency-Ms", "30000");
+    TestProbe<Void> probe = testKit.createTestProbe();
+    probe.awaitAssert(TIMEOUT, () -> {
+      assertEquals(1, sim.stats().abandoned(), "the non-streamed call whose client left");
+      assertEquals(0, sim.stats().inFlight(), "long before its 30 s latency");
+      return null;
+    });
+    assertEquals(499, sim.stats().recent().get(0).status());
+
+    sendAndLeave(chatBody("one two three four five six seven eight nine ten", ",\"stream\":true"),
+        "X-Sim-Tokens-Per-Second", "2");
+    probe.awaitAssert(TIMEOUT, () -> {
+      assertEquals(2, sim.stats().abandoned(), "the stream whose client left");
+      assertEquals(0, sim.stats().inFlight());
+      return null;
+    });
+
+    // answered calls on one kept-alive connection are not abandoned, and open one connection
+    long connections = sim.stats().connections();
+    HttpClient oneConnection = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+    for (int i = 0; i < 3; i++) {
+      assertEquals(200, oneConnection.send(request("/v1/chat/completions").header("Content-Type", "application/json")
+          .POST(HttpRequest.BodyPublishers.ofString(chatBody("answered " + i, ""))).build(),
+          HttpResponse.BodyHandlers.ofString()).statusCode());
+    }
+    assertEquals(connections + 1, sim.stats().connections());
+    assertEquals(2, sim.stats().abandoned());
+    assertEquals(List.of(499, 499, 200, 200, 200), sim.stats().recent().stream().map(RecordedRequest::status).toList());
+  }
+
   /** Reads SSE "data:" payloads until EOF or a transport error; the error (if any) is returned last as null. */
   private record StreamResult(List<String> data, IOException error) {}
 
@@ -578,11 +631,14 @@ class ModelRunnerSimulatorTest {
         .POST(HttpRequest.BodyPublishers.ofString(chatBody("hi", ""))).build();
     assertThrows(HttpTimeoutException.class, () -> http.send(hung, HttpResponse.BodyHandlers.ofString()));
     assertEquals(200, post("/v1/chat/completions", chatBody("next", "")).statusCode());
-    SimulatorStats stats = sim.stats();
-    assertEquals(2, stats.requests());
-    assertEquals(1, stats.inFlight()); // the hung request never finished
-    sim.reset();
-    assertEquals(0, sim.stats().inFlight());
+    assertEquals(2, sim.stats().requests());
+    // the hung request never answers; its client gave up and closed the connection: abandoned
+    TestProbe<Void> probe = testKit.createTestProbe();
+    probe.awaitAssert(TIMEOUT, () -> {
+      assertEquals(1, sim.stats().abandoned());
+      assertEquals(0, sim.stats().inFlight());
+      return null;
+    });
   }
 
   @Test

@@ -53,47 +53,27 @@ final class ChatCalls {
   /** A runner's JSON answer and the upstream that gave it. */
   record Served(JsonNode body, String upstream) {}
 
-  /** Lets the task entity abort a streamed call; the runner's connection is closed. */
-  static final class StreamHandle {
-    private volatile boolean cancelled;
-    private volatile UniqueKillSwitch killSwitch;
-
-    void cancel() {
-      cancelled = true;
-      UniqueKillSwitch ks = killSwitch;
-      if (ks != null) {
-        ks.abort(new CancellationException("cancelled"));
-      }
-    }
-
-    boolean cancelled() {
-      return cancelled;
-    }
-
-    void attach(UniqueKillSwitch ks) {
-      killSwitch = ks;
-      if (cancelled) {
-        ks.abort(new CancellationException("cancelled"));
-      }
-    }
-  }
-
-  CompletionStage<TaskResult> complete(Upstream u, String model, JsonNode request, TraceContext trace) {
+  CompletionStage<TaskResult> complete(
+      Upstream u, String model, JsonNode request, TraceContext trace, AttemptCancel cancel) {
     ObjectNode body = ((ObjectNode) request.deepCopy()).put("model", model);
     body.remove("stream");
     body.remove("stream_options");
-    return postJson(u, model, "/chat/completions", body, trace)
+    return postJson(u, model, "/chat/completions", body, trace, cancel)
         .thenApply(s -> new TaskResult(s.body(), usageOf(s.body()), s.upstream()));
   }
 
-  /** A JSON POST, as a call of the trace {@code trace} (null: none). */
-  CompletionStage<Served> postJson(Upstream u, String model, String path, JsonNode body, TraceContext trace) {
+  /** A JSON POST, as a call of the trace {@code trace} (null: none), aborted by {@code cancel}. */
+  CompletionStage<Served> postJson(
+      Upstream u, String model, String path, JsonNode body, TraceContext trace, AttemptCancel cancel) {
     return u.submit(
         () -> {
+          if (cancel.cancelled()) {
+            return CompletableFuture.<Served>failedFuture(AttemptCancel.failure("before it was sent"));
+          }
           long start = System.nanoTime();
           UpstreamCall call = UpstreamCall.open(tracing, u, path, model, trace);
           return call.endWith(
-              u.send(call.headers(ModelRunnerClient.jsonPost(u.url(path), body)), u.settings().requestTimeout())
+              u.send(call.headers(ModelRunnerClient.jsonPost(u.url(path), body)), u.settings().requestTimeout(), cancel)
                   .thenCompose(
                       response -> {
                         call.status(response.status().intValue());
@@ -109,7 +89,10 @@ final class ChatCalls {
 
   /** A GET outside the queue (catalog look-ups must not wait behind chat traffic). */
   CompletionStage<JsonNode> getJson(Upstream u, String path) {
-    return u.send(org.apache.pekko.http.javadsl.model.HttpRequest.GET(u.url(path)), u.settings().connectTimeout().plusSeconds(3))
+    return u.send(
+            org.apache.pekko.http.javadsl.model.HttpRequest.GET(u.url(path)),
+            u.settings().connectTimeout().plusSeconds(3),
+            new AttemptCancel())
         .thenCompose(response -> readJson(u, response));
   }
 
@@ -141,20 +124,21 @@ final class ChatCalls {
   }
 
   CompletionStage<TaskResult> stream(
-      Upstream u, String model, JsonNode request, Output output, StreamHandle handle, TraceContext trace) {
+      Upstream u, String model, JsonNode request, Output output, AttemptCancel cancel, TraceContext trace) {
     ObjectNode body = ((ObjectNode) request.deepCopy()).put("model", model).put("stream", true);
     body.putObject("stream_options").put("include_usage", true);
     return u.submit(
         () -> {
-          if (handle.cancelled()) {
+          if (cancel.cancelled()) {
             // cancelled while it waited in the queue: the runner never hears of it
-            return CompletableFuture.<TaskResult>failedFuture(new CancellationException("cancelled before it was sent"));
+            return CompletableFuture.<TaskResult>failedFuture(AttemptCancel.failure("before it was sent"));
           }
           long start = System.nanoTime();
           UpstreamCall call = UpstreamCall.open(tracing, u, "/chat/completions", model, trace);
           return call.endWith(u.send(
                   call.headers(ModelRunnerClient.jsonPost(u.url("/chat/completions"), body)),
-                  u.settings().firstTokenTimeout())
+                  u.settings().firstTokenTimeout(),
+                  cancel)
               .thenCompose(
                   response -> {
                     call.status(response.status().intValue());
@@ -174,7 +158,7 @@ final class ChatCalls {
                                       "answered a stream request with " + response.entity().getContentType()
                                           + ", not text/event-stream"));
                             })
-                        .thenCompose(stream -> relay(u, model, start, stream, acc, output, handle));
+                        .thenCompose(stream -> relay(u, model, start, stream, acc, output, cancel));
                   }));
         });
   }
@@ -187,7 +171,7 @@ final class ChatCalls {
       Source<ServerSentEvent, NotUsed> stream,
       StreamAccumulator acc,
       Output output,
-      StreamHandle handle) {
+      AttemptCancel cancel) {
     Pair<UniqueKillSwitch, CompletionStage<Done>> running =
         stream
             .viaMat(KillSwitches.single(), Keep.right())
@@ -204,7 +188,7 @@ final class ChatCalls {
             .mapAsync(1, output::emit)
             .toMat(Sink.ignore(), Keep.both())
             .run(mat);
-    handle.attach(running.first());
+    cancel.onCancel(() -> running.first().abort(AttemptCancel.failure("mid-stream")));
     return running
                         .second()
                         .toCompletableFuture()

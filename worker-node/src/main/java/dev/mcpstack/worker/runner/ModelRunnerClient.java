@@ -65,22 +65,17 @@ public final class ModelRunnerClient implements AttemptRunner {
 
   @Override
   public Attempt start(String taskId, TaskSpec spec, int attempt, TraceContext trace, Output output) {
-    switch (spec.kind()) {
-      case CHAT:
-        if (spec.streaming()) {
-          ChatCalls.StreamHandle handle = new ChatCalls.StreamHandle();
-          return attempt(
-              route(spec.model(), u -> chat.stream(u, spec.model(), spec.request(), output, handle, trace)),
-              handle::cancel);
-        }
-        return attempt(route(spec.model(), u -> chat.complete(u, spec.model(), spec.request(), trace)), () -> {});
-      case EMBEDDINGS:
-        return attempt(embeddings(spec.model(), spec.request(), trace), () -> {});
-      case MODEL_WARMUP:
-        return attempt(warmup(spec.model(), trace), () -> {});
-      default:
-        throw new IllegalArgumentException("unknown task kind " + spec.kind());
-    }
+    AttemptCancel cancel = new AttemptCancel();
+    CompletionStage<TaskResult> result =
+        switch (spec.kind()) {
+          case CHAT ->
+              spec.streaming()
+                  ? route(spec.model(), u -> chat.stream(u, spec.model(), spec.request(), output, cancel, trace))
+                  : route(spec.model(), u -> chat.complete(u, spec.model(), spec.request(), trace, cancel));
+          case EMBEDDINGS -> embeddings(spec.model(), spec.request(), trace, cancel);
+          case MODEL_WARMUP -> warmup(spec.model(), trace, cancel);
+        };
+    return attempt(result, cancel::cancel);
   }
 
   private static Attempt attempt(CompletionStage<TaskResult> result, Runnable cancel) {
@@ -180,7 +175,7 @@ public final class ModelRunnerClient implements AttemptRunner {
 
   // ---- embeddings: inputs grouped into batches, one upstream call per batch ----
 
-  CompletionStage<TaskResult> embeddings(String model, JsonNode request, TraceContext trace) {
+  CompletionStage<TaskResult> embeddings(String model, JsonNode request, TraceContext trace, AttemptCancel cancel) {
     JsonNode input = request.path("input");
     List<JsonNode> inputs = new ArrayList<>();
     boolean listOfTexts = input.isArray() && input.size() > 0 && input.get(0).isTextual();
@@ -197,7 +192,7 @@ public final class ModelRunnerClient implements AttemptRunner {
         ArrayNode arr = body.putArray("input");
         slice.forEach(arr::add);
       }
-      batches.add(route(model, u -> chat.postJson(u, model, "/embeddings", body, trace)));
+      batches.add(route(model, u -> chat.postJson(u, model, "/embeddings", body, trace, cancel)));
     }
     return CompletableFuture.allOf(batches.stream().map(CompletionStage::toCompletableFuture).toArray(CompletableFuture[]::new))
         .thenApply(
@@ -232,7 +227,7 @@ public final class ModelRunnerClient implements AttemptRunner {
 
   // ---- model warm-up: a one-token request to every upstream that serves the model ----
 
-  CompletionStage<TaskResult> warmup(String model, TraceContext trace) {
+  CompletionStage<TaskResult> warmup(String model, TraceContext trace, AttemptCancel cancel) {
     List<Upstream> serving = candidates(model);
     if (serving.isEmpty()) {
       return CompletableFuture.failedFuture(UpstreamFailure.noUpstream(model));
@@ -241,7 +236,7 @@ public final class ModelRunnerClient implements AttemptRunner {
     ping.putArray("messages").addObject().put("role", "user").put("content", "ping");
     List<CompletableFuture<ChatCalls.Served>> calls =
         serving.stream()
-            .map(u -> chat.postJson(u, model, "/chat/completions", ping, trace).toCompletableFuture())
+            .map(u -> chat.postJson(u, model, "/chat/completions", ping, trace, cancel).toCompletableFuture())
             .toList();
     return CompletableFuture.allOf(
             calls.stream().map(c -> c.handle((v, e) -> v)).toArray(CompletableFuture[]::new))

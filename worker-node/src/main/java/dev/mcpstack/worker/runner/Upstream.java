@@ -3,14 +3,19 @@ package dev.mcpstack.worker.runner;
 import dev.mcpstack.shared.Failures;
 import dev.mcpstack.worker.metrics.WorkerMetrics;
 import java.time.Duration;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 import org.apache.pekko.Done;
+import org.apache.pekko.NotUsed;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.http.javadsl.Http;
+import org.apache.pekko.http.javadsl.model.HttpEntities;
+import org.apache.pekko.http.javadsl.model.HttpEntity;
 import org.apache.pekko.http.javadsl.model.HttpRequest;
 import org.apache.pekko.http.javadsl.model.HttpResponse;
 import org.apache.pekko.http.javadsl.model.headers.Authorization;
@@ -23,6 +28,7 @@ import org.apache.pekko.stream.QueueOfferResult;
 import org.apache.pekko.stream.ThrottleMode;
 import org.apache.pekko.stream.javadsl.Sink;
 import org.apache.pekko.stream.javadsl.Source;
+import org.apache.pekko.util.ByteString;
 
 /**
  * One model runner behind a bounded queue, a throttle, a concurrency cap and a circuit breaker:
@@ -271,12 +277,23 @@ public final class Upstream {
     return job.promise;
   }
 
-  /** Sends one request on this upstream's connection pool; connection failures are classified. */
-  CompletionStage<HttpResponse> send(HttpRequest request, Duration headersTimeout) {
+  /**
+   * Sends one request on this upstream's connection pool; connection failures are classified.
+   *
+   * <p>A request with a body is sent with the end of its body held back until the response headers
+   * come: the runner has the whole body (its {@code Content-Length} says so) and computes, while
+   * the connection can still be aborted. pekko-http's pool has no per-request abort, but a request
+   * entity that fails closes its connection. So {@code cancel} and a headers timeout close the
+   * runner's connection, and the runner stops computing an answer nobody will read (docs/adr/0013).
+   */
+  CompletionStage<HttpResponse> send(HttpRequest request, Duration headersTimeout, AttemptCancel cancel) {
+    CompletableFuture<Void> bodyEnd = new CompletableFuture<>();
+    HttpRequest held = holdBodyOpen(request, bodyEnd);
+    if (held != request) {
+      cancel.onCancel(() -> bodyEnd.completeExceptionally(AttemptCancel.failure("while the runner had the call")));
+    }
     HttpRequest withAuth =
-        settings.apiKey().isEmpty()
-            ? request
-            : request.addHeader(Authorization.oauth2(settings.apiKey()));
+        settings.apiKey().isEmpty() ? held : held.addHeader(Authorization.oauth2(settings.apiKey()));
     CompletableFuture<HttpResponse> sent =
         http.singleRequest(withAuth, http.defaultClientHttpsContext(), pool, system.classicSystem().log())
             .toCompletableFuture();
@@ -284,16 +301,19 @@ public final class Upstream {
         sent.copy().orTimeout(headersTimeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
     response.whenComplete(
         (r, e) -> {
-          if (e != null) {
-            // an answer that comes after we gave up must still be drained, or its pooled
-            // connection stays taken
-            sent.thenAccept(late -> late.discardEntityBytes(system));
+          if (e == null) {
+            bodyEnd.complete(null); // the request is whole: its connection can serve the next one
+            return;
           }
+          bodyEnd.completeExceptionally(e); // gave up (timeout, cancel): close the connection
+          // a body-less request cannot be aborted: an answer that comes after we gave up must be
+          // drained, or its pooled connection stays taken
+          sent.thenAccept(late -> late.discardEntityBytes(system));
         });
     return response.exceptionallyCompose(
         e -> {
           Throwable cause = Failures.unwrap(e);
-          if (cause instanceof UpstreamFailure) {
+          if (cause instanceof UpstreamFailure || cause instanceof CancellationException) {
             return CompletableFuture.failedFuture(cause);
           }
           if (cause instanceof TimeoutException) {
@@ -302,6 +322,34 @@ public final class Upstream {
           }
           return CompletableFuture.failedFuture(UpstreamFailure.unreachable(name(), cause));
         });
+  }
+
+  /**
+   * {@code request} with its whole body followed by an open end that {@code end} closes: normally
+   * (the request is complete) or with a failure (pekko-http then aborts the connection). Requests
+   * without a body are returned as they are.
+   */
+  private static HttpRequest holdBodyOpen(HttpRequest request, CompletableFuture<Void> end) {
+    if (!(request.entity() instanceof HttpEntity.Strict strict) || strict.getData().isEmpty()) {
+      return request;
+    }
+    Source<ByteString, NotUsed> openEnd =
+        Source.<ByteString>maybe()
+            .mapMaterializedValue(
+                open -> {
+                  end.whenComplete(
+                      (done, failure) -> {
+                        if (failure == null) {
+                          open.complete(Optional.empty());
+                        } else {
+                          open.completeExceptionally(failure);
+                        }
+                      });
+                  return NotUsed.getInstance();
+                });
+    return request.withEntity(
+        HttpEntities.create(
+            strict.getContentType(), strict.getData().size(), Source.single(strict.getData()).concat(openEnd)));
   }
 
   String url(String path) {
@@ -317,7 +365,7 @@ public final class Upstream {
       return false;
     }
     Throwable cause = Failures.unwrap(failure);
-    if (cause instanceof java.util.concurrent.CancellationException) {
+    if (cause instanceof CancellationException) {
       return false; // we gave up on the call (the client left, a DELETE, a deadline): not the runner's fault
     }
     return !(cause instanceof UpstreamFailure uf) || uf.countsAgainstBreaker();

@@ -754,4 +754,93 @@ class ModelRunnerClientTest {
           return null;
         });
   }
+
+  /** Fails unless {@code attempt} ends cancelled within 20 s. */
+  private static void assertCancelled(AttemptRunner.Attempt attempt) throws Exception {
+    Throwable failure =
+        attempt.result().toCompletableFuture().handle((r, e) -> e).get(20, TimeUnit.SECONDS);
+    assertInstanceOf(java.util.concurrent.CancellationException.class, dev.mcpstack.shared.Failures.unwrap(failure));
+  }
+
+  /** Waits until the runner saw {@code abandoned} calls whose client left, and has none in flight. */
+  private void awaitAbandoned(long abandoned) {
+    testKit.createTestProbe().awaitAssert(
+        Duration.ofSeconds(10),
+        () -> {
+          assertEquals(abandoned, primary.stats().abandoned(), "calls whose connection we closed");
+          assertEquals(0, primary.stats().inFlight());
+          return null;
+        });
+  }
+
+  private void awaitInFlight(int n) {
+    testKit.createTestProbe().awaitAssert(
+        Duration.ofSeconds(10),
+        () -> {
+          assertEquals(n, primary.stats().inFlight(), "the runner has the call");
+          return null;
+        });
+  }
+
+  @Test
+  void cancellingANonStreamedCallClosesTheRunnersConnection() throws Exception {
+    primary.setDefaults(Faults.none().withLatency(Duration.ofSeconds(30)));
+    ModelRunnerClient client =
+        client(build(new Up("p", primary.baseUrl() + "/v1"), u -> u.requestTimeout = Duration.ofSeconds(60)));
+    AttemptRunner.Attempt attempt = client.start("t", chat("nobody will read this", false), 1, NO_OUTPUT);
+    awaitInFlight(1);
+    attempt.cancel(); // a DELETE, a deadline, or the client left
+    assertCancelled(attempt);
+    awaitAbandoned(1); // the runner saw its client go, long before its 30 s answer
+
+    // the same for embeddings, and the upstream goes on serving on a fresh connection
+    ObjectNode embed = JSON.createObjectNode().put("model", "sim-small");
+    embed.putArray("input").add("one").add("two").add("three");
+    AttemptRunner.Attempt embeddings =
+        client.start("t", new TaskSpec(TaskKind.EMBEDDINGS, "sim-small", embed), 1, NO_OUTPUT);
+    awaitInFlight(2); // two batches of at most two inputs
+    embeddings.cancel();
+    assertCancelled(embeddings);
+    awaitAbandoned(3);
+    primary.setDefaults(Faults.none());
+    assertEquals(
+        "Simulated reply to: after",
+        run(client, chat("after", false)).body().at("/choices/0/message/content").asText());
+    assertEquals(Upstream.BreakerState.CLOSED, client.upstreams().get(0).breakerState());
+  }
+
+  @Test
+  void cancellingAStreamBeforeItsHeadersClosesTheRunnersConnection() throws Exception {
+    // a runner that answers a stream's headers only with its first token (a long prefill)
+    primary.setDefaults(Faults.none().withLatency(Duration.ofSeconds(30)));
+    ModelRunnerClient client =
+        client(build(new Up("p", primary.baseUrl() + "/v1"), u -> u.firstTokenTimeout = Duration.ofSeconds(60)));
+    AttemptRunner.Attempt attempt = client.start("t", chat("a long prefill", true), 1, NO_OUTPUT);
+    awaitInFlight(1);
+    attempt.cancel();
+    assertCancelled(attempt);
+    awaitAbandoned(1);
+  }
+
+  @Test
+  void aCallThatTimesOutClosesTheRunnersConnection() throws Exception {
+    primary.setDefaults(Faults.none().withLatency(Duration.ofSeconds(30)));
+    ModelRunnerClient client =
+        client(build(new Up("p", primary.baseUrl() + "/v1"), u -> u.requestTimeout = Duration.ofSeconds(1)));
+    UpstreamFailure failure = failureOf(client.start("t", chat("too slow", false), 1, NO_OUTPUT).result());
+    assertEquals(ErrorCode.TIMEOUT, failure.error().code());
+    awaitAbandoned(1); // the runner does not compute on for nobody
+  }
+
+  @Test
+  void answeredCallsKeepTheirConnectionAlive() throws Exception {
+    ModelRunnerClient client = client(upstream("p", primary.baseUrl() + "/v1"));
+    for (int i = 0; i < 10; i++) {
+      run(client, chat("call " + i, false));
+    }
+    assertEquals(10, primary.stats().requests());
+    // at most one: the pool may still hold an idle connection of an earlier test with the same settings
+    assertTrue(primary.stats().connections() <= 1, "one pooled connection for ten calls in a row, not one each");
+    assertEquals(0, primary.stats().abandoned());
+  }
 }
