@@ -6,13 +6,13 @@ import static org.apache.pekko.http.javadsl.server.PathMatchers.segment;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mcpstack.shared.ErrorCode;
-import dev.mcpstack.shared.TaskProtocol;
+import dev.mcpstack.shared.WorkerInfoProtocol.NodeShards;
 import dev.mcpstack.shared.TaskView;
 import dev.mcpstack.shared.WorkerInfoProtocol.RecentError;
 import dev.mcpstack.shared.WorkerInfoProtocol.UpstreamList;
 import dev.mcpstack.shared.WorkerInfoProtocol.UpstreamStatus;
-import java.time.Duration;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -25,15 +25,8 @@ import java.util.function.Supplier;
 import java.util.stream.StreamSupport;
 import org.apache.pekko.actor.Address;
 import org.apache.pekko.actor.AddressFromURIString;
-import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.cluster.ClusterEvent.CurrentClusterState;
 import org.apache.pekko.cluster.Member;
-import org.apache.pekko.cluster.sharding.ShardRegion.ClusterShardingStats;
-import org.apache.pekko.cluster.sharding.ShardRegion.ShardRegionStats;
-import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
-import org.apache.pekko.cluster.sharding.typed.ClusterShardingQuery;
-import org.apache.pekko.cluster.sharding.typed.GetClusterShardingStats;
-import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.Leave;
 import org.apache.pekko.http.javadsl.model.StatusCodes;
@@ -55,7 +48,6 @@ final class AdminRoutes {
   private final Workers workers;
   private final AdminToken token;
   private final Cluster cluster;
-  private final ClusterSharding sharding;
   private final KeyAdminRoutes keys;
   private final TaskRoutes taskRoutes;
   private final MaintenanceRoutes maintenance;
@@ -68,7 +60,6 @@ final class AdminRoutes {
     this.workers = workers;
     this.token = http.settings.adminToken();
     this.cluster = Cluster.get(http.system);
-    this.sharding = ClusterSharding.get(http.system);
     this.maintenance = new MaintenanceRoutes(http);
   }
 
@@ -153,10 +144,12 @@ final class AdminRoutes {
 
   private Route cluster(String requestId) {
     return http.respond(
-        shardStats(TaskProtocol.TYPE_KEY)
-            .thenCombine(shardStats(TaskProtocol.MEMORY_TYPE_KEY), List::of)
+        workers
+            .shards()
             .thenApply(
-                stats -> {
+                answers -> {
+                  Map<String, NodeShards> byNode = new HashMap<>();
+                  answers.forEach(a -> byNode.put(a.node(), a));
                   CurrentClusterState state = cluster.state();
                   Set<Address> unreachable = new HashSet<>();
                   state.getUnreachable().forEach(m -> unreachable.add(m.address()));
@@ -166,7 +159,7 @@ final class AdminRoutes {
                   ArrayNode members = body.putArray("members");
                   StreamSupport.stream(state.getMembers().spliterator(), false)
                       .sorted(Comparator.comparing(m -> m.address().toString()))
-                      .forEach(m -> members.add(member(m, !unreachable.contains(m.address()), stats)));
+                      .forEach(m -> members.add(member(m, !unreachable.contains(m.address()), byNode)));
                   ArrayNode unreachableNode = body.putArray("unreachable");
                   unreachable.stream().map(Address::toString).sorted().forEach(unreachableNode::add);
                   return http.json(StatusCodes.OK, body);
@@ -174,8 +167,11 @@ final class AdminRoutes {
         requestId);
   }
 
-  /** @param stats per entity type (journaled tasks first), the regions' stats by node */
-  private ObjectNode member(Member m, boolean reachable, List<Map<Address, ShardRegionStats>> stats) {
+  /**
+   * @param shards what each worker that answered in time said it hosts, by its address (a member
+   *     missing here shows 0/0)
+   */
+  private ObjectNode member(Member m, boolean reachable, Map<String, NodeShards> shards) {
     ObjectNode n = http.json.createObjectNode();
     n.put("address", m.address().toString());
     ArrayNode roles = n.putArray("roles");
@@ -183,34 +179,10 @@ final class AdminRoutes {
     m.getRoles().stream().filter(r -> !r.startsWith("dc-")).sorted().forEach(roles::add);
     n.put("status", HealthRoutes.memberStatus(m.status()));
     n.put("reachable", reachable);
-    n.put("shards", shardsOf(stats.get(0).get(m.address())).size());
-    n.put(
-        "entities",
-        stats.stream()
-            .flatMap(byNode -> shardsOf(byNode.get(m.address())).values().stream())
-            .mapToLong(c -> ((Number) c).longValue())
-            .sum());
+    NodeShards hosted = shards.get(m.address().toString());
+    n.put("shards", hosted == null ? 0 : hosted.shards());
+    n.put("entities", hosted == null ? 0 : hosted.entities());
     return n;
-  }
-
-  private static Map<String, Object> shardsOf(ShardRegionStats stats) {
-    return stats == null ? Map.of() : stats.getStats();
-  }
-
-  /**
-   * Shards and entities of one task type per node. Sharding asks every region within the ask timeout and
-   * answers with those that replied (an empty map when the coordinator is not reachable), so this
-   * ask waits for that answer a second ask timeout; a node missing from the answer shows 0/0.
-   */
-  private CompletionStage<Map<Address, ShardRegionStats>> shardStats(EntityTypeKey<TaskProtocol.Command> type) {
-    Duration timeout = http.settings.askTimeout();
-    return AskPattern.<ClusterShardingQuery, ClusterShardingStats>ask(
-            sharding.shardState(),
-            replyTo -> new GetClusterShardingStats(type, timeout, replyTo),
-            timeout.multipliedBy(2),
-            http.system.scheduler())
-        .thenApply(ClusterShardingStats::getRegions)
-        .exceptionally(e -> Map.of()); // the overview still shows the members, with 0/0
   }
 
   private Route leave(String given) {

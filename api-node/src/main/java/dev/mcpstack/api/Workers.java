@@ -144,6 +144,11 @@ final class Workers {
     return find().thenCompose(workers -> askAll(workers, WorkerInfoProtocol.CheckHealth::new));
   }
 
+  /** Every worker's task shards and entities that arrived within the ask timeout (none: an empty list). */
+  CompletionStage<List<WorkerInfoProtocol.NodeShards>> shards() {
+    return find().thenCompose(workers -> askAll(workers, WorkerInfoProtocol.ListShards::new));
+  }
+
   /** Every worker's upstreams that arrived within the ask timeout; 503 when no worker answers. */
   CompletionStage<List<UpstreamList>> upstreams() {
     return fromEvery(WorkerInfoProtocol.ListUpstreams::new);

@@ -114,6 +114,27 @@ class AdminApiTest {
     assertTrue(member.path("entities").isIntegralNumber(), member.toString());
     assertTrue(overview.path("unreachable").isArray());
     assertEquals(0, overview.path("unreachable").size());
+
+    // the same from an api-only node (production's topology), which hosts no shard itself and
+    // learns of the worker through the receptionist once it has joined
+    try (ApiFixture front = api.joinApiNode("mcp.api.admin-token = \"" + TOKEN + "\"")) {
+      front.await(
+          WAIT,
+          () -> {
+            JsonNode body = unchecked(() -> json(front.get("/admin/cluster", AUTH)));
+            assertEquals(2, body.path("members").size(), body.toString());
+            for (JsonNode m : body.path("members")) {
+              if (m.path("address").asText().equals(self)) {
+                assertTrue(m.path("shards").asInt() >= 1, "the worker's shards: " + body);
+              } else {
+                assertEquals(0, m.path("shards").asInt(), "an api-only node hosts none: " + body);
+                assertEquals(0, m.path("entities").asInt(), body.toString());
+                assertEquals("[\"api\"]", m.path("roles").toString(), body.toString());
+              }
+            }
+            return body;
+          });
+    }
   }
 
   @Test

@@ -28,6 +28,15 @@ public interface WorkerInfoProtocol {
    */
   record ResetBreaker(String upstream, ActorRef<UpstreamList> replyTo) implements Command {}
 
+  /** The task shards and entities this worker hosts. */
+  record ListShards(ActorRef<NodeShards> replyTo) implements Command {}
+
+  /**
+   * {@code node}: the worker's cluster address; {@code shards}: task shards it hosts, of both kinds
+   * (journaled and in memory); {@code entities}: task entities alive in them.
+   */
+  record NodeShards(String node, int shards, long entities) implements CborSerializable {}
+
   /** A model and the upstreams that serve it. */
   record ModelInfo(String id, String ownedBy, List<String> upstreams) implements CborSerializable {}
 

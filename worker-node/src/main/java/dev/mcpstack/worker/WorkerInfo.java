@@ -4,7 +4,10 @@ import com.typesafe.config.Config;
 import dev.mcpstack.shared.WorkerInfoProtocol;
 import dev.mcpstack.shared.WorkerInfoProtocol.CheckHealth;
 import dev.mcpstack.shared.WorkerInfoProtocol.Command;
+import dev.mcpstack.shared.TaskProtocol;
 import dev.mcpstack.shared.WorkerInfoProtocol.ListModels;
+import dev.mcpstack.shared.WorkerInfoProtocol.ListShards;
+import dev.mcpstack.shared.WorkerInfoProtocol.NodeShards;
 import dev.mcpstack.shared.WorkerInfoProtocol.ListUpstreams;
 import dev.mcpstack.shared.WorkerInfoProtocol.ResetBreaker;
 import dev.mcpstack.shared.WorkerInfoProtocol.UpstreamList;
@@ -15,11 +18,20 @@ import dev.mcpstack.shared.WorkerInfoProtocol.WorkerHealth;
 import dev.mcpstack.worker.journal.JournalHealth;
 import dev.mcpstack.worker.runner.ModelRunnerClient;
 import dev.mcpstack.worker.runner.Upstream;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.CompletionStage;
+import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.cluster.sharding.ShardRegion.CurrentShardRegionState;
+import org.apache.pekko.cluster.sharding.typed.ClusterShardingQuery;
+import org.apache.pekko.cluster.sharding.typed.GetShardRegionState;
+import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
+import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.receptionist.Receptionist;
 
@@ -65,6 +77,12 @@ final class WorkerInfo {
                     return Behaviors.same();
                   })
               .onMessage(
+                  ListShards.class,
+                  msg -> {
+                    shards(ctx.getSystem()).thenAccept(msg.replyTo()::tell);
+                    return Behaviors.same();
+                  })
+              .onMessage(
                   CheckHealth.class,
                   msg -> {
                     msg.replyTo().tell(health(client, journal.reachable()));
@@ -74,8 +92,7 @@ final class WorkerInfo {
         });
   }
 
-  private static UpstreamList upstreams(
-      org.apache.pekko.actor.typed.ActorSystem<?> system, ModelRunnerClient client) {
+  private static UpstreamList upstreams(ActorSystem<?> system, ModelRunnerClient client) {
     List<UpstreamStatus> list =
         client.upstreams().stream()
             .map(
@@ -97,6 +114,35 @@ final class WorkerInfo {
                         u.probe().detail()))
             .toList();
     return new UpstreamList(system.address().toString(), list);
+  }
+
+  /**
+   * The shards and entities of both task kinds in this node's own shard regions (asked locally:
+   * sharding's cluster-wide statistics come back empty when asked through an api-only node's proxy).
+   */
+  private static CompletionStage<NodeShards> shards(ActorSystem<?> system) {
+    CompletionStage<CurrentShardRegionState> journaled = regionState(system, TaskProtocol.TYPE_KEY);
+    return journaled.thenCombine(
+        regionState(system, TaskProtocol.MEMORY_TYPE_KEY),
+        (a, b) -> {
+          int shards = a.getShards().size() + b.getShards().size();
+          long entities =
+              java.util.stream.Stream.concat(a.getShards().stream(), b.getShards().stream())
+                  .mapToLong(shard -> shard.getEntityIds().size())
+                  .sum();
+          return new NodeShards(system.address().toString(), shards, entities);
+        });
+  }
+
+  /** A shard region's state; none when it does not answer in time. */
+  private static CompletionStage<CurrentShardRegionState> regionState(
+      ActorSystem<?> system, EntityTypeKey<TaskProtocol.Command> type) {
+    return AskPattern.<ClusterShardingQuery, CurrentShardRegionState>ask(
+            ClusterSharding.get(system).shardState(),
+            replyTo -> new GetShardRegionState(type, replyTo),
+            Duration.ofSeconds(3),
+            system.scheduler())
+        .exceptionally(e -> new CurrentShardRegionState(scala.collection.immutable.Set$.MODULE$.empty()));
   }
 
   private static WorkerHealth health(ModelRunnerClient client, boolean journalOk) {

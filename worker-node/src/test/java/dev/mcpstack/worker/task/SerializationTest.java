@@ -76,6 +76,7 @@ class SerializationTest {
     TestProbe<WorkerInfoProtocol.ModelList> models = testKit.createTestProbe();
     TestProbe<WorkerInfoProtocol.WorkerHealth> health = testKit.createTestProbe();
     TestProbe<WorkerInfoProtocol.UpstreamList> upstreams = testKit.createTestProbe();
+    TestProbe<WorkerInfoProtocol.NodeShards> shards = testKit.createTestProbe();
     TestProbe<KeyProtocol.Reply> keyReplies = testKit.createTestProbe();
     TestProbe<LimiterProtocol.Decision> decisions = testKit.createTestProbe();
     TestProbe<org.apache.pekko.Done> done = testKit.createTestProbe();
@@ -181,6 +182,8 @@ class SerializationTest {
         new WorkerInfoProtocol.WorkerHealth(true, 1, 2, ""),
         new WorkerInfoProtocol.ListUpstreams(upstreams.ref()),
         new WorkerInfoProtocol.ResetBreaker("sim", upstreams.ref()),
+        new WorkerInfoProtocol.ListShards(shards.ref()),
+        new WorkerInfoProtocol.NodeShards("pekko://mcp-stack@127.0.0.1:25520", 12, 345L),
         new WorkerInfoProtocol.UpstreamList(
             "pekko://mcp-stack@127.0.0.1:25520",
             List.of(
