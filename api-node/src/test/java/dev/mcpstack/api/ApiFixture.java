@@ -64,11 +64,17 @@ final class ApiFixture implements AutoCloseable {
   }
 
   static ApiFixture start(String name, String extraConfig) throws Exception {
+    return start(name, extraConfig, "");
+  }
+
+  /** With {@code simulatorConfig} for the simulator's own actor system (its pekko-http server). */
+  static ApiFixture start(String name, String extraConfig, String simulatorConfig) throws Exception {
     ActorSystem<Void> simSystem =
         ActorSystem.create(
             Behaviors.empty(),
             name + "-sim",
-            ConfigFactory.parseString("pekko.actor.provider = local\npekko.loglevel = WARNING")
+            ConfigFactory.parseString(simulatorConfig)
+                .withFallback(ConfigFactory.parseString("pekko.actor.provider = local\npekko.loglevel = WARNING"))
                 .withFallback(ConfigFactory.load()));
     ModelRunnerSimulator sim =
         ModelRunnerSimulator.start(
