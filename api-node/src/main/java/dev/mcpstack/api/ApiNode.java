@@ -67,7 +67,8 @@ public final class ApiNode {
         new ApiRoutes(http, new TaskClient(system, settings, http.admission), new Workers(system, settings), keys);
     return Http.get(system)
         .newServerAt(settings.host(), settings.port())
-        .bind(routes.route())
+        // every connection watched, so that a waiting call learns that its client left (ClientConnection)
+        .bindFlow(ClientConnection.watching(routes.route(), system))
         .thenApply(
             binding -> {
               system.getWhenTerminated().thenRun(keys::stop);

@@ -49,21 +49,39 @@ final class ChatRoutes {
                 path(
                     segment("chat").slash("completions"),
                     () ->
-                        http.submission(
-                            (body, caller, key) ->
-                                http.cache.control(cacheControl -> chat(body, caller, key, cacheControl, requestId)))),
+                        extractRequest(
+                            request ->
+                                http.submission(
+                                    (body, caller, key) ->
+                                        http.cache.control(
+                                            cacheControl ->
+                                                chat(
+                                                    body,
+                                                    caller,
+                                                    key,
+                                                    cacheControl,
+                                                    requestId,
+                                                    ClientConnection.of(request)))))),
                 path(
                     segment("chat").slash("completions").slash(segment()),
                     id -> get(() -> http.authenticated(caller -> stored(id, caller.tenant(), requestId)))),
                 path(
                     "embeddings",
                     () ->
-                        http.submission(
-                            (body, caller, key) -> embeddings(body, caller, key, requestId)))));
+                        extractRequest(
+                            request ->
+                                http.submission(
+                                    (body, caller, key) ->
+                                        embeddings(body, caller, key, requestId, ClientConnection.of(request)))))));
   }
 
   private Route chat(
-      JsonNode body, Caller caller, Optional<String> key, ResponseCache.Control cacheControl, String requestId) {
+      JsonNode body,
+      Caller caller,
+      Optional<String> key,
+      ResponseCache.Control cacheControl,
+      String requestId,
+      ClientConnection connection) {
     String model = validation.chat(body, "");
     caller.checkModel(model);
     String id = TaskIds.chat(caller.tenant(), key, body.path("store").asBoolean(false));
@@ -83,17 +101,32 @@ final class ChatRoutes {
                     // the response cache (docs/adr/0009) answers a hit itself and runs the task on a miss
                     : http.cache
                         .serve(caller, spec, cacheControl, admitted.holdId(), done,
-                            () -> run(id, spec, caller, admitted.holdId(), deadline, requestId, done))
+                            () -> run(id, spec, caller, admitted.holdId(), deadline, requestId, done, connection))
                         .thenApply(admitted::decorate)),
         requestId);
   }
 
-  /** A synchronous task: its answer when it ends; {@code done} when it ended, whichever way. */
+  /**
+   * A synchronous task: its answer when it ends; {@code done} when it ended, whichever way. A client
+   * that closes its {@code connection} before the answer cancels the task (ClientConnection).
+   */
   private CompletionStage<HttpResponse> run(
-      String id, TaskSpec spec, Caller caller, String holdId, Instant deadline, String requestId, Runnable done) {
+      String id,
+      TaskSpec spec,
+      Caller caller,
+      String holdId,
+      Instant deadline,
+      String requestId,
+      Runnable done,
+      ClientConnection connection) {
+    ClientConnection.Pending call = connection.pending();
     return tasks
-        .run(id, spec, caller, holdId, deadline)
-        .whenComplete((view, e) -> done.run())
+        .run(id, spec, caller, holdId, deadline, call)
+        .whenComplete(
+            (view, e) -> {
+              call.over();
+              done.run();
+            })
         .thenApply(view -> finished(view, requestId));
   }
 
@@ -220,7 +253,8 @@ final class ChatRoutes {
         requestId);
   }
 
-  private Route embeddings(JsonNode body, Caller caller, Optional<String> key, String requestId) {
+  private Route embeddings(
+      JsonNode body, Caller caller, Optional<String> key, String requestId, ClientConnection connection) {
     String model = validation.embeddings(body, "");
     caller.checkModel(model);
     String id = TaskIds.embeddings(caller.tenant(), key);
@@ -233,7 +267,8 @@ final class ChatRoutes {
             spec,
             deadline,
             (admitted, done) ->
-                run(id, spec, caller, admitted.holdId(), deadline, requestId, done).thenApply(admitted::decorate)),
+                run(id, spec, caller, admitted.holdId(), deadline, requestId, done, connection)
+                    .thenApply(admitted::decorate)),
         requestId);
   }
 }

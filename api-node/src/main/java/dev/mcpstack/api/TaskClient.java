@@ -62,13 +62,33 @@ final class TaskClient {
    */
   CompletionStage<TaskReply.Ok> submitReply(
       String id, TaskSpec spec, Caller caller, String holdId, Instant deadline, boolean follow, boolean background) {
-    if (!TaskIds.inMemory(id) && !JournalGate.get(system).accepting()) {
-      if (holdId != null) {
-        admission.release(caller, holdId, 0); // refused: nothing ran
-      }
-      return CompletableFuture.failedFuture(JournalGate.get(system).refusal());
+    return submitReply(id, spec, caller, holdId, deadline, follow, background, ClientConnection.Pending.NONE, null);
+  }
+
+  /**
+   * {@link #submitReply} for a {@code call} whose client may leave: not sent once it has left;
+   * {@code cancel} (null for a call whose client cannot leave) is handed to it once the Submit was
+   * answered ({@link #told}).
+   */
+  private CompletionStage<TaskReply.Ok> submitReply(
+      String id,
+      TaskSpec spec,
+      Caller caller,
+      String holdId,
+      Instant deadline,
+      boolean follow,
+      boolean background,
+      ClientConnection.Pending call,
+      Runnable cancel) {
+    if (call.gone()) {
+      return refused(caller, holdId, clientLeft());
     }
-    return attempt(id, submitCommand(id, spec, caller, holdId, deadline, follow, background), settings.submitRetries())
+    if (!TaskIds.inMemory(id) && !JournalGate.get(system).accepting()) {
+      return refused(caller, holdId, JournalGate.get(system).refusal());
+    }
+    CompletionStage<TaskReply> replied =
+        attempt(id, submitCommand(id, spec, caller, holdId, deadline, follow, background), settings.submitRetries());
+    return told(call, cancel, replied)
         .whenComplete(
             (reply, e) -> {
               if (holdId == null) {
@@ -76,8 +96,7 @@ final class TaskClient {
               }
               if (e != null) {
                 // refused: nothing ran; no answer: it may run, so its estimate stays counted
-                boolean refused = Failures.unwrap(e) instanceof ApiError api && api.code() != ErrorCode.UNAVAILABLE;
-                admission.release(caller, holdId, refused ? 0 : -1);
+                admission.release(caller, holdId, mayHaveStarted(e) ? -1 : 0);
               } else if (reply instanceof TaskReply.Ok ok && !ok.created()) {
                 admission.release(caller, holdId, 0);
               } else if (reply instanceof TaskReply.Rejected) {
@@ -85,6 +104,36 @@ final class TaskClient {
               }
             })
         .thenApply(TaskClient::okOf);
+  }
+
+  /** Whether a Submit that failed may have started its task all the same: it was not answered, not refused. */
+  private static boolean mayHaveStarted(Throwable failure) {
+    return !(Failures.unwrap(failure) instanceof ApiError api) || api.code() == ErrorCode.UNAVAILABLE;
+  }
+
+  /**
+   * Tells {@code call} of a Submit's answer: once the task exists (or may: no answer came), a client
+   * that left cancels it with {@code cancel}. A refusal made no task: nothing to cancel.
+   */
+  private static CompletionStage<TaskReply> told(
+      ClientConnection.Pending call, Runnable cancel, CompletionStage<TaskReply> replied) {
+    if (cancel == null) {
+      return replied;
+    }
+    return replied.whenComplete(
+        (reply, e) -> {
+          if (e == null ? reply instanceof TaskReply.Ok : mayHaveStarted(e)) {
+            call.submitted(cancel);
+          }
+        });
+  }
+
+  /** A Submit not sent: the limiter's hold freed (nothing ran), the call failed with {@code why}. */
+  private <T> CompletionStage<T> refused(Caller caller, String holdId, ApiError why) {
+    if (holdId != null) {
+      admission.release(caller, holdId, 0);
+    }
+    return CompletableFuture.failedFuture(why);
   }
 
   /** The Submit, made anew for every ask (a large request is offered out of band each time). */
@@ -132,19 +181,55 @@ final class TaskClient {
    */
   Source<TaskUpdate, NotUsed> submitAndFollow(
       String id, TaskSpec spec, Caller caller, String holdId, Instant deadline) {
+    return submitAndFollow(id, spec, caller, holdId, deadline, ClientConnection.Pending.NONE);
+  }
+
+  /**
+   * {@link #submitAndFollow} for a {@code call} whose client may leave: nothing is submitted once it
+   * has left (the call fails as {@code task_cancelled}); when it leaves later, the task is cancelled
+   * as soon as a Submit has been answered (never before: a cancel that reached the entity before
+   * its task existed would be lost), and the task is neither submitted nor followed again.
+   */
+  Source<TaskUpdate, NotUsed> submitAndFollow(
+      String id, TaskSpec spec, Caller caller, String holdId, Instant deadline, ClientConnection.Pending call) {
+    Runnable cancel = call == ClientConnection.Pending.NONE ? null : () -> cancelForClientThatLeft(id, caller.tenant());
     // a task in memory is gone with its worker: following it again means submitting it again (the
     // same Submit follows the task when it still runs, and starts it anew when it was lost)
     Supplier<CompletionStage<TaskReply.Ok>> again =
         TaskIds.inMemory(id)
             ? () ->
-                attempt(id, submitCommand(id, spec, caller, holdId, deadline, true, false), settings.submitRetries())
-                    .thenApply(TaskClient::okOf)
-            : () -> followReply(id, caller.tenant());
+                call.gone()
+                    ? CompletableFuture.failedFuture(clientLeft())
+                    : told(
+                            call,
+                            cancel,
+                            attempt(
+                                id, submitCommand(id, spec, caller, holdId, deadline, true, false), settings.submitRetries()))
+                        .thenApply(TaskClient::okOf)
+            : () -> call.gone() ? CompletableFuture.failedFuture(clientLeft()) : followReply(id, caller.tenant());
     return follow(
         id,
-        () -> submitReply(id, spec, caller, holdId, deadline, true, false),
+        () -> submitReply(id, spec, caller, holdId, deadline, true, false, call, cancel),
         again,
         Duration.between(Instant.now(), deadline).plus(settings.waitGrace()));
+  }
+
+  private static ApiError clientLeft() {
+    return ApiError.of(ErrorCode.CANCELLED, "The client closed its connection before the answer.");
+  }
+
+  /**
+   * Cancels the task of a client that left, asked again while its entity does not answer (a shard
+   * moving); the answer is nobody's.
+   */
+  private void cancelForClientThatLeft(String id, String owner) {
+    attempt(id, replyTo -> new TaskProtocol.Cancel(owner, replyTo), settings.submitRetries())
+        .whenComplete(
+            (reply, e) -> {
+              if (e != null) {
+                system.log().info("task {}: its client left, and the cancel failed: {}", id, Failures.unwrap(e).toString());
+              }
+            });
   }
 
   /** Follows an existing task ({@link #follow}), for up to {@code giveUpAfter}. */
@@ -155,10 +240,12 @@ final class TaskClient {
 
   /**
    * Submits a task and waits for its end: the terminal view (succeeded, failed or cancelled). The
-   * wait gives up (504) a little after the task's {@code deadline}.
+   * wait gives up (504) a little after the task's {@code deadline}. A client that leaves cancels it
+   * ({@link #submitAndFollow(String, TaskSpec, Caller, String, Instant, ClientConnection.Pending)}).
    */
-  CompletionStage<TaskView> run(String id, TaskSpec spec, Caller caller, String holdId, Instant deadline) {
-    return submitAndFollow(id, spec, caller, holdId, deadline)
+  CompletionStage<TaskView> run(
+      String id, TaskSpec spec, Caller caller, String holdId, Instant deadline, ClientConnection.Pending call) {
+    return submitAndFollow(id, spec, caller, holdId, deadline, call)
         .runWith(Sink.last(), system)
         .thenApply(update -> ((TaskUpdate.StatusChanged) update).view());
   }
