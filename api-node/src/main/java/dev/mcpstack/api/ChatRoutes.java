@@ -96,14 +96,26 @@ final class ChatRoutes {
             deadline,
             (admitted, done) ->
                 spec.streaming()
-                    ? stream(id, spec, caller, admitted.holdId(), deadline, includeUsage, requestId, done)
+                    ? stream(id, spec, caller, admitted.holdId(), deadline, includeUsage, requestId, done,
+                            leavingCancels(connection, key))
                         .thenApply(admitted::decorate)
                     // the response cache (docs/adr/0009) answers a hit itself and runs the task on a miss
                     : http.cache
                         .serve(caller, spec, cacheControl, admitted.holdId(), done,
-                            () -> run(id, spec, caller, admitted.holdId(), deadline, requestId, done, connection))
+                            () -> run(id, spec, caller, admitted.holdId(), deadline, requestId, done,
+                                leavingCancels(connection, key)))
                         .thenApply(admitted::decorate)),
         requestId);
+  }
+
+  /**
+   * The connection whose client, leaving before the answer, cancels a synchronous call: none for a
+   * call with an Idempotency-Key. Its task runs to its end and keeps its answer, so that a retry
+   * with the same key (what the key is for: a client that lost its connection) gets it without a
+   * second run.
+   */
+  private static ClientConnection leavingCancels(ClientConnection connection, Optional<String> key) {
+    return key.isPresent() ? ClientConnection.unwatched() : connection;
   }
 
   /**
@@ -145,10 +157,14 @@ final class ChatRoutes {
       Instant deadline,
       boolean includeUsage,
       String requestId,
-      Runnable done) {
+      Runnable done,
+      ClientConnection connection) {
     String owner = caller.tenant();
+    // until the response starts, a client that leaves is seen by its connection (then by the
+    // response's stream, events below)
+    ClientConnection.Pending call = connection.pending();
     return tasks
-        .submitAndFollow(id, spec, caller, holdId, deadline)
+        .submitAndFollow(id, spec, caller, holdId, deadline, call)
         .prefixAndTail(1)
         .runWith(Sink.head(), http.system)
         .thenCompose(
@@ -181,7 +197,8 @@ final class ChatRoutes {
                                 events(chunks, Source.from(first).concat(prefixAndTail.second()), id, owner, done))
                             .addAttribute(Exchange.OUTCOME, chunks);
                       });
-            });
+            })
+        .whenComplete((response, e) -> call.over());
   }
 
   static boolean isTerminal(TaskUpdate u) {
@@ -267,7 +284,7 @@ final class ChatRoutes {
             spec,
             deadline,
             (admitted, done) ->
-                run(id, spec, caller, admitted.holdId(), deadline, requestId, done, connection)
+                run(id, spec, caller, admitted.holdId(), deadline, requestId, done, leavingCancels(connection, key))
                     .thenApply(admitted::decorate)),
         requestId);
   }

@@ -64,6 +64,11 @@ final class ClientConnection {
         .mapMaterializedValue(whenMaterialized -> NotUsed.getInstance());
   }
 
+  /** A connection that never closes: its calls are never cancelled by their client leaving. */
+  static ClientConnection unwatched() {
+    return UNWATCHED;
+  }
+
   /** The connection {@code request} came on (one that never closes if it was not watched). */
   static ClientConnection of(HttpRequest request) {
     return request.getAttribute(KEY).orElse(UNWATCHED);
@@ -97,7 +102,16 @@ final class ClientConnection {
     }
   }
 
-  private void clientLeft() {
+  /**
+   * A connection of one call whose client says by other means than closing that it is gone (MCP's
+   * {@code notifications/cancelled}): {@link #clientLeft()} tells it.
+   */
+  static ClientConnection ofOneCall() {
+    return new ClientConnection();
+  }
+
+  /** The client is gone: its calls' tasks are cancelled, each once its Submit has been answered. */
+  void clientLeft() {
     ArrayList<Pending> left;
     synchronized (this) {
       closed = true;

@@ -376,6 +376,10 @@ final class McpTools {
     Progress progress = new Progress(call, id);
     AtomicBoolean cancelled = new AtomicBoolean();
     AtomicReference<UniqueKillSwitch> following = new AtomicReference<>();
+    // the call's cancellation cancels its task once the task exists (a cancel that reached the
+    // entity before the Submit would be lost there), as for an HTTP client that leaves
+    ClientConnection client = ClientConnection.ofOneCall();
+    ClientConnection.Pending pending = client.pending();
     Supplier<CompletionStage<TaskView>> run =
         () ->
             http.admission.<TaskView>waiting(
@@ -390,7 +394,7 @@ final class McpTools {
                   }
                   Pair<UniqueKillSwitch, CompletionStage<TaskUpdate>> running =
                       tasks
-                          .submitAndFollow(id, spec, caller, admitted.holdId(), deadline)
+                          .submitAndFollow(id, spec, caller, admitted.holdId(), deadline, pending)
                           .map(Optional::of)
                           .keepAlive(settings.progressInterval(), Optional::<TaskUpdate>empty)
                           .map(
@@ -409,7 +413,11 @@ final class McpTools {
                   }
                   return running
                       .second()
-                      .whenComplete((update, e) -> done.run())
+                      .whenComplete(
+                          (update, e) -> {
+                            pending.over();
+                            done.run();
+                          })
                       .thenApply(update -> ((TaskUpdate.StatusChanged) update).view());
                 });
     return Mono.fromCompletionStage(run)
@@ -423,11 +431,12 @@ final class McpTools {
         .doOnCancel(
             () -> {
               cancelled.set(true);
+              // first: stopping the follower below ends the call (its pending is then over)
+              client.clientLeft();
               UniqueKillSwitch kill = following.get();
               if (kill != null) {
                 kill.abort(ApiError.of(ErrorCode.CANCELLED, "The call was cancelled."));
               }
-              tasks.cancelQuietly(id, caller.tenant());
             });
   }
 

@@ -161,6 +161,14 @@ class ChatApiTest {
     HttpResponse<String> tooLong =
         api.post("/v1/tasks", "{\"kind\":\"chat\",\"request\":" + chatBody("x") + ",\"timeout_seconds\":86401}");
     assertEquals(400, tooLong.statusCode(), tooLong.body());
+    // ends here, not with a runner call that comes in during the next test
+    String id = task.path("id").asText();
+    api.await(
+        Duration.ofSeconds(20),
+        () -> {
+          assertEquals("succeeded", json(api.get("/v1/tasks/" + id)).path("status").asText());
+          return null;
+        });
   }
 
   @Test
@@ -214,13 +222,15 @@ class ChatApiTest {
   @Test
   void taskCanBeCancelled() throws Exception {
     api.sim.setDefaults(Faults.none().withHang(true));
-    String id = json(api.post("/v1/tasks", "{\"kind\":\"chat\",\"request\":" + chatBody("never") + "}")).path("id").asText();
-    awaitRunnerInFlight(1);
+    String id =
+        json(api.post("/v1/tasks", "{\"kind\":\"chat\",\"request\":" + chatBody("never") + "}", "X-Request-Id", "cancel-me"))
+            .path("id").asText();
+    awaitRunnerHas("cancel-me", 1);
     HttpResponse<String> cancelled = api.delete("/v1/tasks/" + id);
     assertEquals(200, cancelled.statusCode(), cancelled.body());
     assertEquals("cancelled", json(cancelled).path("status").asText());
     assertEquals("cancelled", json(api.get("/v1/tasks/" + id)).path("status").asText());
-    awaitRunnerAbandoned(1); // the runner's connection was closed: it stops computing
+    awaitRunnerAbandoned("cancel-me"); // the runner's connection was closed: it stops computing
     assertEquals(404, api.get("/v1/tasks/task-unknown123").statusCode());
     assertEquals(404, api.delete("/v1/tasks/task-unknown123").statusCode());
   }
@@ -229,31 +239,38 @@ class ChatApiTest {
   void aTaskPastItsDeadlineStopsItsRunnersCall() throws Exception {
     api.sim.setDefaults(Faults.none().withLatency(Duration.ofSeconds(60)));
     String id =
-        json(api.post("/v1/tasks", "{\"kind\":\"chat\",\"request\":" + chatBody("too slow") + ",\"timeout_seconds\":2}"))
+        json(api.post(
+                "/v1/tasks",
+                "{\"kind\":\"chat\",\"request\":" + chatBody("too slow") + ",\"timeout_seconds\":2}",
+                "X-Request-Id", "deadline-2s"))
             .path("id").asText();
-    awaitRunnerInFlight(1);
-    awaitRunnerAbandoned(1);
+    awaitRunnerHas("deadline-2s", 1);
+    awaitRunnerAbandoned("deadline-2s");
     JsonNode task = json(api.get("/v1/tasks/" + id));
     assertEquals("failed", task.path("status").asText(), task.toString());
     assertEquals("timeout", task.at("/error/code").asText(), task.toString());
   }
 
-  private void awaitRunnerInFlight(int calls) {
+  /** Waits until the runner has {@code calls} calls of the request {@code requestId} (the stack passes it on). */
+  private void awaitRunnerHas(String requestId, int calls) {
     api.await(
         Duration.ofSeconds(20),
         () -> {
-          assertEquals(calls, api.sim.stats().inFlight(), "the runner has the call");
+          assertEquals(calls, api.sim.inFlightWith("X-Request-Id", requestId), "the runner has the call");
           return null;
         });
   }
 
-  /** Waits until the runner saw {@code calls} calls whose connection the stack closed, and has none left. */
-  private void awaitRunnerAbandoned(long calls) {
+  /** Waits until the runner saw the calls of {@code requestId} abandoned (the stack closed them), none left. */
+  private void awaitRunnerAbandoned(String requestId) {
     api.await(
         Duration.ofSeconds(20),
         () -> {
-          assertEquals(calls, api.sim.stats().abandoned(), "calls the stack gave up on");
-          assertEquals(0, api.sim.stats().inFlight());
+          assertEquals(0, api.sim.inFlightWith("X-Request-Id", requestId), "calls the stack gave up on");
+          assertTrue(
+              api.sim.stats().recent().stream()
+                  .anyMatch(r -> requestId.equals(r.headers().get("x-request-id")) && r.status() == 499),
+              "the runner saw the call abandoned: " + api.sim.stats().recent());
           return null;
         });
   }

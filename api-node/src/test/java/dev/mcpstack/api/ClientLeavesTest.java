@@ -30,19 +30,16 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.MethodOrderer;
-import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
-import org.junit.jupiter.api.TestMethodOrder;
 import org.slf4j.LoggerFactory;
 
 /**
  * A synchronous chat or embeddings call whose client closes its connection before the answer
  * (ClientConnection): its task is cancelled and its key's limits freed, whether it is in memory or
  * journaled, and whenever the client leaves, also right after sending, before the Submit reached
- * the task; a client that waits for its answer, on a keep-alive connection or with {@code
- * Connection: close}, gets it.
+ * the task; a call with an Idempotency-Key runs on for the retry with its key; a client that waits
+ * for its answer, on a keep-alive connection or with {@code Connection: close}, gets it.
  *
  * <p>The runner answers after {@link #SLOW} (the simulator's own request timeout is set above it),
  * so a call whose task were not cancelled would hold its key's place and the runner for that long:
@@ -50,7 +47,6 @@ import org.slf4j.LoggerFactory;
  * runner, which sees the call's connection closed (ADR 0013: abandoned, no longer in flight).
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class ClientLeavesTest {
   private static final String ADMIN = "client-leaves-admin-token-0123456789abcdef";
   private static final String[] ADMIN_AUTH = {"Authorization", "Bearer " + ADMIN};
@@ -97,135 +93,133 @@ class ClientLeavesTest {
   }
 
   @Test
-  void aJournaledChatWhoseClientLeavesEndsCancelledAndFreesItsKey() throws Exception {
-    leaveOnceTheTaskRuns("/v1/chat/completions", chatBody("nobody will read this"), "leave-chat", true);
-  }
-
-  @Test
-  void journaledEmbeddingsWhoseClientLeavesEndCancelledAndFreeTheirKey() throws Exception {
-    leaveOnceTheTaskRuns(
-        "/v1/embeddings", "{\"model\":\"" + MODEL + "\",\"input\":[\"one\",\"two\"]}", "leave-embeddings", false);
-  }
-
-  /**
-   * A call with an Idempotency-Key (journaled, so its end can be read back) under a key with one
-   * place: its client leaves once its task runs and the runner has the call.
-   */
-  private void leaveOnceTheTaskRuns(String path, String body, String idempotencyKey, boolean chat) throws Exception {
-    api.sim.setDefaults(Faults.none().withLatency(SLOW));
-    String key = key("{\"max_concurrent_requests\":1}");
-    String id =
-        chat
-            ? TaskIds.chat(TENANT, Optional.of(idempotencyKey), false)
-            : TaskIds.embeddings(TENANT, Optional.of(idempotencyKey));
-    String requestId = requestId();
-    try (Socket socket =
-        send(path, body, "Authorization", "Bearer " + key, "Idempotency-Key", idempotencyKey, "X-Request-Id", requestId)) {
-      // its Submit reached the entity, which started the runner's call
-      api.eventually(WAIT, () -> assertEquals("running", status(id)));
-      assertEquals(429, probe(key), "the call holds its key's one place");
-    } // the client leaves
-    api.eventually(WAIT, () -> assertEquals("cancelled", status(id)));
-    awaitRunnerLetGo();
-    api.eventually(WAIT, () -> assertEquals(200, probe(key), "the key's place is free again"));
-    Map<String, Object> line = answered(requestId);
-    assertEquals(409, line.get("status"), line.toString());
-    assertEquals("task_cancelled", line.get("error_code"), line.toString());
-  }
-
-  /**
-   * First of the class: the only chat the runner has seen is then this one (the runner calls of the
-   * other tests' cancelled tasks run on; one of them could come in late).
-   */
-  @Test
-  @Order(1)
-  void aChatInMemoryWhoseClientLeavesFreesItsKey() throws Exception {
+  void aChatInMemoryWhoseClientLeavesIsCancelledAndFreesItsKey() throws Exception {
     // no Idempotency-Key: the task lives in its worker's memory and its id is never told to anyone
-    // here; the key's one place is the witness
+    leaveOnceTheRunnerHasTheCall("/v1/chat/completions", chatBody("in memory, for nobody"));
+  }
+
+  @Test
+  void aStoredChatWhoseClientLeavesIsCancelledAndFreesItsKey() throws Exception {
+    // journaled (store: true), but its id would have come with the answer: nobody can ask for it
+    leaveOnceTheRunnerHasTheCall("/v1/chat/completions", chatWith("stored, for nobody", ",\"store\":true"));
+  }
+
+  @Test
+  void embeddingsWhoseClientLeavesAreCancelledAndFreeTheirKey() throws Exception {
+    leaveOnceTheRunnerHasTheCall("/v1/embeddings", "{\"model\":\"" + MODEL + "\",\"input\":[\"one\",\"two\"]}");
+  }
+
+  /**
+   * A call under a key with one place whose client leaves once the runner has the call: the key's
+   * place, the runner (which sees this call's connection closed: the stack passes the call's
+   * X-Request-Id on) and the call's access-log line show it cancelled.
+   */
+  private void leaveOnceTheRunnerHasTheCall(String path, String body) throws Exception {
     api.sim.setDefaults(Faults.none().withLatency(SLOW));
     String key = key("{\"max_concurrent_requests\":1}");
     String requestId = requestId();
-    try (Socket socket =
-        send("/v1/chat/completions", chatBody("in memory, for nobody"), "Authorization", "Bearer " + key, "X-Request-Id", requestId)) {
-      api.eventually(
-          WAIT,
-          () -> assertEquals(1L, api.sim.stats().requestsByPath().getOrDefault("/v1/chat/completions", 0L), "the runner has the call"));
+    try (Socket socket = send(path, body, "Authorization", "Bearer " + key, "X-Request-Id", requestId)) {
+      api.eventually(WAIT, () -> assertEquals(1, api.sim.inFlightWith("X-Request-Id", requestId), "the runner has the call"));
       assertEquals(429, probe(key), "the call holds its key's one place");
     } // the client leaves
-    awaitRunnerLetGo();
+    api.eventually(
+        WAIT,
+        () -> {
+          assertEquals(0, api.sim.inFlightWith("X-Request-Id", requestId), "the runner still has the call");
+          assertTrue(
+              api.sim.stats().recent().stream()
+                  .anyMatch(r -> requestId.equals(r.headers().get("x-request-id")) && r.status() == 499),
+              "the runner saw the call abandoned");
+        });
     api.eventually(WAIT, () -> assertEquals(200, probe(key), "the key's place is free again"));
     Map<String, Object> line = answered(requestId);
     assertEquals(409, line.get("status"), line.toString());
     assertEquals("task_cancelled", line.get("error_code"), line.toString());
+  }
+
+  /**
+   * With an Idempotency-Key a client that lost its connection retries with the same key: its task
+   * runs on to its end, and the retry gets the answer without a second call to the runner.
+   */
+  @Test
+  void aCallWithAnIdempotencyKeyRunsOnForTheRetryWithItsKey() throws Exception {
+    api.sim.setDefaults(Faults.none().withLatency(Duration.ofSeconds(3)));
+    String id = TaskIds.chat(TENANT, Optional.of("retry-me"), false);
+    String body = chatBody("keep this for my retry");
+    String first = requestId();
+    String retried = requestId();
+    try (Socket socket = send("/v1/chat/completions", body,
+        "Authorization", "Bearer " + plainKey, "Idempotency-Key", "retry-me", "X-Request-Id", first)) {
+      api.eventually(WAIT, () -> assertEquals(1, api.sim.inFlightWith("X-Request-Id", first), "the runner has the call"));
+    } // the connection is lost
+    HttpResponse<String> retry = api.post("/v1/chat/completions", body,
+        "Authorization", "Bearer " + plainKey, "Idempotency-Key", "retry-me", "X-Request-Id", retried);
+    assertEquals(200, retry.statusCode(), retry.body());
+    assertEquals(id, json(retry).path("id").asText());
+    assertEquals("Simulated reply to: keep this for my retry", json(retry).at("/choices/0/message/content").asText());
+    // the runner answered the first call whole, and never heard of the retry
+    List<Integer> runnerAnswers = api.sim.stats().recent().stream()
+        .filter(r -> first.equals(r.headers().get("x-request-id")) || retried.equals(r.headers().get("x-request-id")))
+        .map(r -> r.status())
+        .toList();
+    assertEquals(List.of(200), runnerAnswers);
+    assertEquals("succeeded", status(id));
   }
 
   /**
    * Clients that close their connection right after sending, so that most leave before their
    * call's Submit reached its task: whichever way each call went (not started at all, or
-   * cancelled as soon as its Submit was answered), no task runs on and no place of the key stays
-   * taken. Half of the calls are journaled (their state is read back), half in memory.
+   * cancelled as soon as its Submit was answered), no call runs on at the runner and no place of
+   * the key stays taken. Half of the chats are journaled ({@code store: true}), half in memory.
    */
   @Test
   void clientsThatLeaveRightAfterSendingLeaveNothingRunning() throws Exception {
     api.sim.setDefaults(Faults.none().withLatency(SLOW));
     int calls = 8;
-    int notStarted = 0;
-    int cancelled = 0;
     for (int round = 0; round < 3; round++) {
       String key = key("{\"max_concurrent_requests\":" + calls + "}");
       List<String> requestIds = new ArrayList<>();
-      Map<String, String> journaled = new HashMap<>();
       for (int i = 0; i < calls; i++) {
         String requestId = requestId();
         requestIds.add(requestId);
-        List<String> headers = new ArrayList<>(List.of("Authorization", "Bearer " + key, "X-Request-Id", requestId));
-        if (i % 2 == 1) {
-          String idempotencyKey = "race-" + round + "-" + i;
-          headers.addAll(List.of("Idempotency-Key", idempotencyKey));
-          journaled.put(requestId, TaskIds.chat(TENANT, Optional.of(idempotencyKey), false));
-        }
-        send("/v1/chat/completions", chatBody("gone at once " + i), headers.toArray(String[]::new)).close();
+        String body = chatWith("gone at once " + i, i % 2 == 1 ? ",\"store\":true" : "");
+        send("/v1/chat/completions", body, "Authorization", "Bearer " + key, "X-Request-Id", requestId).close();
       }
       for (String requestId : requestIds) {
         // once its call has answered, the api-node sends nothing more for it
         Map<String, Object> line = answered(requestId);
         assertEquals(409, line.get("status"), line.toString());
         assertEquals("task_cancelled", line.get("error_code"), line.toString());
-        String id = journaled.get(requestId);
-        if (id != null) {
-          String status = status(id);
-          assertTrue(status.equals("cancelled") || status.equals("404"), id + " is " + status);
-          if (status.equals("404")) {
-            notStarted++;
-          } else {
-            cancelled++;
-          }
-        }
       }
       // the runner has none of them left (the calls of an earlier round's probes end as well)
       api.eventually(WAIT, () -> assertEquals(0, api.sim.stats().inFlight(), "calls the runner still has"));
       // every call gave its place back: the key admits as many again at once
       api.eventually(WAIT, () -> assertEquals(calls, admittedAtOnce(key, calls)));
     }
-    System.out.printf("journaled calls whose client left at once: %d not started, %d cancelled%n", notStarted, cancelled);
   }
 
   @Test
   void aKeepAliveConnectionThatWasAnsweredCancelsNothing() throws Exception {
+    // without an Idempotency-Key (a keyed call is never cancelled by its client leaving), stored so
+    // that each task can be read back by the id its answer gives
     api.sim.setDefaults(Faults.none().withLatency(Duration.ofMillis(300)));
-    String first = TaskIds.chat(TENANT, Optional.of("kept-1"), false);
-    String second = TaskIds.chat(TENANT, Optional.of("kept-2"), false);
-    try (Socket socket = send("/v1/chat/completions", chatBody("first"), "Authorization", "Bearer " + plainKey, "Idempotency-Key", "kept-1")) {
-      assertEquals(200, readResponse(socket).status());
-      // the connection stays open, answered: then serves a second call
-      write(socket, "POST", "HTTP/1.1", "/v1/chat/completions", chatBody("second"),
-          "Authorization", "Bearer " + plainKey, "Idempotency-Key", "kept-2");
+    String first;
+    String second;
+    try (Socket socket =
+        send("/v1/chat/completions", chatWith("first", ",\"store\":true"), "Authorization", "Bearer " + plainKey)) {
       Response response = readResponse(socket);
       assertEquals(200, response.status(), response.body());
-      assertEquals(second, ApiFixture.JSON.readTree(response.body()).path("id").asText());
+      first = jsonOf(response).path("id").asText();
+      // the connection stays open, answered: then serves a second call
+      write(socket, "POST", "HTTP/1.1", "/v1/chat/completions", chatWith("second", ",\"store\":true"),
+          "Authorization", "Bearer " + plainKey);
+      response = readResponse(socket);
+      assertEquals(200, response.status(), response.body());
+      second = jsonOf(response).path("id").asText();
     } // and closes after its answers
     assertEquals("succeeded", status(first));
     assertEquals("succeeded", status(second));
+    assertEquals(0L, api.sim.stats().abandoned());
   }
 
   @Test
@@ -251,14 +245,10 @@ class ClientLeavesTest {
 
   // ---- helpers ----
 
-  /** The runner saw the call's connection closed: it has no call left, and at least one abandoned. */
-  private void awaitRunnerLetGo() {
-    api.eventually(
-        WAIT,
-        () -> {
-          assertEquals(0, api.sim.stats().inFlight(), "calls the runner still has");
-          assertTrue(api.sim.stats().abandoned() >= 1, "calls the runner saw abandoned: " + api.sim.stats());
-        });
+  /** A chat's body with {@code extra} JSON members after its messages. */
+  private static String chatWith(String text, String extra) {
+    String plain = chatBody(text);
+    return plain.substring(0, plain.length() - 1) + extra + "}";
   }
 
   /** A new key of the tenant with {@code limits}; its secret. */

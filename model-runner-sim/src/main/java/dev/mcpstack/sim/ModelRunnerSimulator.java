@@ -57,6 +57,14 @@ public final class ModelRunnerSimulator {
   }
 
   /**
+   * Calls in flight that carry the header {@code name} (any case) with {@code value}: which calls the
+   * runner has now, e.g. by the {@code X-Request-Id} the stack passes on.
+   */
+  public int inFlightWith(String name, String value) {
+    return state.inFlightWith(name.toLowerCase(java.util.Locale.ROOT), value);
+  }
+
+  /**
    * Clears stats and the fault request counter; keeps the defaults. Requests in flight at the time
    * of the reset are not counted in the new stats.
    */

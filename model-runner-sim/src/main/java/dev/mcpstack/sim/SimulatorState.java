@@ -49,7 +49,14 @@ final class SimulatorState {
     c.byPath.computeIfAbsent(path, p -> new LongAdder()).increment();
     int now = c.inFlight.incrementAndGet();
     c.maxInFlight.accumulateAndGet(now, Math::max);
-    return new Call(c, method, path, headers, System.nanoTime());
+    Call call = new Call(c, method, path, headers, System.nanoTime());
+    c.open.add(call);
+    return call;
+  }
+
+  /** Calls in flight whose lower-cased header {@code name} has the value {@code value}. */
+  int inFlightWith(String name, String value) {
+    return (int) counters.open.stream().filter(call -> value.equals(call.headers.get(name))).count();
   }
 
   /** Counts a client connection the server accepted. */
@@ -78,6 +85,7 @@ final class SimulatorState {
     final AtomicInteger maxEmbeddingBatch = new AtomicInteger();
     final AtomicLong abandoned = new AtomicLong();
     final AtomicLong connections = new AtomicLong();
+    final java.util.Set<Call> open = ConcurrentHashMap.newKeySet();
     final AtomicLong faultSequence = new AtomicLong();
     final ArrayDeque<RecordedRequest> recent = new ArrayDeque<>();
   }
@@ -135,6 +143,7 @@ final class SimulatorState {
 
     private boolean end(int status) {
       if (!finished.compareAndSet(false, true)) return false;
+      counters.open.remove(this);
       SimulatorConnection c = connection;
       if (c != null) c.remove(this);
       RecordedRequest r = new RecordedRequest(method, path, model, arrivalNanos, headers, status);
