@@ -138,6 +138,33 @@ class ClientLeavesTest {
   }
 
   /**
+   * A streamed chat whose client leaves before the response begins (the node answers a stream's
+   * headers with its first content or a keep-alive interval, here a minute): the connection's watch
+   * cancels it, not the entity's orphan timeout (30 s) much later.
+   */
+  @Test
+  void aStreamWhoseClientLeavesBeforeItsResponseIsCancelled() throws Exception {
+    try (ApiFixture slowToStart =
+        ApiFixture.start(
+            "ClientLeavesStreamTest", "mcp.api.keepalive-interval = 60s", "pekko.http.server.request-timeout = 90s")) {
+      slowToStart.sim.setDefaults(Faults.none().withLatency(SLOW));
+      String requestId = requestId();
+      try (Socket socket = new Socket("127.0.0.1", slowToStart.port)) {
+        write(socket, "POST", "HTTP/1.1", "/v1/chat/completions", streamBody("gone before the headers", false),
+            "X-Request-Id", requestId);
+        slowToStart.eventually(
+            WAIT, () -> assertEquals(1, slowToStart.sim.inFlightWith("X-Request-Id", requestId), "the runner has the call"));
+      } // the client leaves; no byte of the response was sent
+      slowToStart.eventually(
+          WAIT,
+          () -> {
+            assertEquals(0, slowToStart.sim.inFlightWith("X-Request-Id", requestId), "the runner still has the call");
+            assertEquals(1L, slowToStart.sim.stats().abandoned(), "the runner saw it abandoned");
+          });
+    }
+  }
+
+  /**
    * With an Idempotency-Key a client that lost its connection retries with the same key: its task
    * runs on to its end, and the retry gets the answer without a second call to the runner.
    */
