@@ -724,6 +724,14 @@ public final class TaskEntity
       return defer(state, cmd, now);
     }
     deferrals = 0;
+    // what went wrong, for operators: metrics count failures by code, this line says which and why
+    ctx.getLog()
+        .info(
+            "task {}: attempt {} failed: {} {}",
+            taskId,
+            cmd.attempt(),
+            cmd.error().code().code(),
+            cmd.error().message());
     if (cmd.retryable() && !partial && state.attempts() < settings.maxAttempts()) {
       Duration delay =
           settings.backoff().delayAfter(cmd.attempt(), cmd.retryAfter(), jitter.getAsDouble());

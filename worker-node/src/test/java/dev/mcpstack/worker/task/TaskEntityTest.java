@@ -195,8 +195,27 @@ class TaskEntityTest {
   @Test
   void transientFailureIsRetriedAfterBackoff() {
     submit(chat(false), null);
-    runner.next().result().completeExceptionally(transient503());
-    var scheduled = awaitStatus(TaskStatus.RETRY_SCHEDULED).view();
+    ch.qos.logback.classic.Logger log =
+        (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger("dev.mcpstack.worker.task");
+    ch.qos.logback.classic.Level level = log.getLevel();
+    var lines = new ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent>();
+    lines.start();
+    log.setLevel(ch.qos.logback.classic.Level.INFO); // the tests' configuration keeps the root at WARN
+    log.addAppender(lines);
+    dev.mcpstack.shared.TaskView scheduled;
+    try {
+      runner.next().result().completeExceptionally(transient503());
+      scheduled = awaitStatus(TaskStatus.RETRY_SCHEDULED).view();
+    } finally {
+      log.detachAppender(lines);
+      log.setLevel(level);
+    }
+    // the failed attempt is logged: which task, which attempt, the code and why
+    assertTrue(
+        lines.list.stream()
+            .map(ch.qos.logback.classic.spi.ILoggingEvent::getFormattedMessage)
+            .anyMatch(m -> m.matches("task .+: attempt 1 failed: upstream_error .+")),
+        lines.list.toString());
     assertEquals(clock.instant().plusSeconds(1), scheduled.nextAttemptAt());
     assertEquals(ErrorCode.UPSTREAM_ERROR, scheduled.error().code());
 
