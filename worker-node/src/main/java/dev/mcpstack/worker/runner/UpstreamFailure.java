@@ -60,6 +60,7 @@ public final class UpstreamFailure extends AttemptFailure {
    * What operators may see but clients must not (a runner's own 5xx text, a connection error with
    * internal addresses): kept for logs and the admin API's recent errors.
    */
+  @Override
   public String detail() {
     return detail == null ? error().message() : detail;
   }

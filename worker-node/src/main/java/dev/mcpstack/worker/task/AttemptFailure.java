@@ -45,6 +45,11 @@ public class AttemptFailure extends RuntimeException {
     return retryAfter;
   }
 
+  /** What went wrong, for operators' eyes (logs, the admin API); the client is told {@link #error()}. */
+  public String detail() {
+    return error.message();
+  }
+
   /** Anything that is not an {@link AttemptFailure}: a bug or an unforeseen condition. */
   public static AttemptFailure of(Throwable t) {
     Throwable cause = dev.mcpstack.shared.Failures.unwrap(t);

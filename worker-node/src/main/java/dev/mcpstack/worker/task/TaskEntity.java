@@ -95,9 +95,14 @@ public final class TaskEntity
   record AttemptSucceeded(int attempt, TaskResult result) implements Command {}
 
   /** {@code deferred}: the request never reached a runner, none had room (AttemptFailure). */
+  /** {@code detail}: what went wrong for operators (AttemptFailure#detail), never told to clients. */
   record AttemptErrored(
-      int attempt, TaskError error, boolean retryable, Duration retryAfter, boolean deferred)
-      implements Command {}
+      int attempt, TaskError error, boolean retryable, Duration retryAfter, boolean deferred, String detail)
+      implements Command {
+    AttemptErrored(int attempt, TaskError error, boolean retryable, Duration retryAfter, boolean deferred) {
+      this(attempt, error, retryable, retryAfter, deferred, error.message());
+    }
+  }
 
   /** A background task's attempt that found no runner with room: try the same attempt again. */
   record RunDeferred(int attempt) implements Command {}
@@ -731,7 +736,7 @@ public final class TaskEntity
             taskId,
             cmd.attempt(),
             cmd.error().code().code(),
-            cmd.error().message());
+            cmd.detail() == null ? cmd.error().message() : cmd.detail());
     if (cmd.retryable() && !partial && state.attempts() < settings.maxAttempts()) {
       Duration delay =
           settings.backoff().delayAfter(cmd.attempt(), cmd.retryAfter(), jitter.getAsDouble());
@@ -968,7 +973,7 @@ public final class TaskEntity
 
   private static AttemptErrored errored(int attempt, AttemptFailure failure) {
     return new AttemptErrored(
-        attempt, failure.error(), failure.retryable(), failure.retryAfter(), failure.deferred());
+        attempt, failure.error(), failure.retryable(), failure.retryAfter(), failure.deferred(), failure.detail());
   }
 
   private void abortInFlight() {
