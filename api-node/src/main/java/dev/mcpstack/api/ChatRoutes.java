@@ -172,8 +172,10 @@ final class ChatRoutes {
               // the first update is the task as the submit left it: its creation time names the chunks
               TaskView submitted = ((TaskUpdate.StatusChanged) viewAndRest.first().get(0)).view();
               // (a repeat of a finished task: that first update is already its end)
+              // concatLazy, here and below: materialized together as with concat, but without
+              // concat's prefetch, which costs two stages (Detachers) per stream
               return Source.from(viewAndRest.first())
-                  .concat(viewAndRest.second())
+                  .concatLazy(viewAndRest.second())
                   .filter(u -> u instanceof TaskUpdate.ContentDelta || isTerminal(u))
                   .map(Optional::of)
                   .keepAlive(settings.keepaliveInterval(), Optional::<TaskUpdate>empty)
@@ -194,7 +196,7 @@ final class ChatRoutes {
                             new ChatStream(
                                 http, id, submitted.createdAt().getEpochSecond(), spec.model(), includeUsage, requestId);
                         return Sse.response(
-                                events(chunks, Source.from(first).concat(prefixAndTail.second()), id, owner, done))
+                                events(chunks, Source.from(first).concatLazy(prefixAndTail.second()), id, owner, done))
                             .addAttribute(Exchange.OUTCOME, chunks);
                       });
             })
@@ -209,7 +211,7 @@ final class ChatRoutes {
   private Source<ByteString, NotUsed> events(
       ChatStream chunks, Source<Optional<TaskUpdate>, NotUsed> updates, String id, String owner, Runnable over) {
     return Source.single(chunks.roleChunk())
-        .concat(
+        .concatLazy(
             updates.mapConcat(
                 u -> u.isPresent() ? chunks.render(u.get()) : List.of(Sse.KEEP_ALIVE)))
         .concatLazy(

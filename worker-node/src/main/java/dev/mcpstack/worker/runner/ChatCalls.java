@@ -182,8 +182,9 @@ final class ChatCalls {
             .prefixAndTail(1)
             .flatMapConcat(
                 firstAndRest ->
+                    // concatLazy: no prefetch, hence no Detacher stages (materialized together all the same)
                     Source.from(firstAndRest.first())
-                        .concat(firstAndRest.second().idleTimeout(u.settings().idleTimeout())))
+                        .concatLazy(firstAndRest.second().idleTimeout(u.settings().idleTimeout())))
             .mapConcat(event -> acc.data(event.getData()))
             .mapAsync(1, output::emit)
             .toMat(Sink.ignore(), Keep.both())
