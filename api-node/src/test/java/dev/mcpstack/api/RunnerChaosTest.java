@@ -177,12 +177,15 @@ class RunnerChaosTest {
   void aRunnerFailingThirtyPercentOfCallsCostsRetriesButNoTask() throws Exception {
     int perKind = 40;
     int deadlineSeconds = 60;
-    // production breaker (5 failures in a row, open 10 s) and backoff floor; sync chats bounded by chat-timeout
+    // production breaker and backoff floor; sync chats bounded by chat-timeout. 10 attempts, not the
+    // default 5: a task fails when all its attempts hit failures, 0.3^5 = 0.24 % of tasks with 5,
+    // about 0.3 of these 120 per run (a verify hit it); with 10, 0.3^10 = 6e-6 per task
     try (ApiFixture api =
         ApiFixture.start(
             "RunnerChaosFlaky",
             "mcp.api.admin-token = \"" + ADMIN + "\"\n"
-                + "mcp.api.chat-timeout = " + deadlineSeconds + "s\n")) {
+                + "mcp.api.chat-timeout = " + deadlineSeconds + "s\n"
+                + "mcp.worker.tasks.max-attempts = 10\n")) {
       api.sim.setDefaults(Faults.none().withFailStatus(503).withFailRatio(0.3).withLatency(Duration.ofMillis(20)));
       api.sim.reset();
       long start = System.nanoTime();
