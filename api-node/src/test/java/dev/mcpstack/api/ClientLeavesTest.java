@@ -126,10 +126,7 @@ class ClientLeavesTest {
         WAIT,
         () -> {
           assertEquals(0, api.sim.inFlightWith("X-Request-Id", requestId), "the runner still has the call");
-          assertTrue(
-              api.sim.stats().recent().stream()
-                  .anyMatch(r -> requestId.equals(r.headers().get("x-request-id")) && r.status() == 499),
-              "the runner saw the call abandoned");
+          assertEquals(1L, api.sim.abandonedWith("X-Request-Id", requestId), "the runner saw the call abandoned");
         });
     api.eventually(WAIT, () -> assertEquals(200, probe(key), "the key's place is free again"));
     Map<String, Object> line = answered(requestId);
@@ -159,7 +156,7 @@ class ClientLeavesTest {
           WAIT,
           () -> {
             assertEquals(0, slowToStart.sim.inFlightWith("X-Request-Id", requestId), "the runner still has the call");
-            assertEquals(1L, slowToStart.sim.stats().abandoned(), "the runner saw it abandoned");
+            assertEquals(1L, slowToStart.sim.abandonedWith("X-Request-Id", requestId), "the runner saw it abandoned");
           });
     }
   }

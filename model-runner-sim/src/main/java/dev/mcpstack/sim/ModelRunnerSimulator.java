@@ -65,6 +65,17 @@ public final class ModelRunnerSimulator {
   }
 
   /**
+   * Calls among the recent ones that carried the header {@code name} (any case) with {@code value}
+   * and were abandoned: their client closed the connection before the answer was complete.
+   */
+  public long abandonedWith(String name, String value) {
+    String header = name.toLowerCase(java.util.Locale.ROOT);
+    return state.stats().recent().stream()
+        .filter(r -> r.status() == SimulatorState.CLIENT_CLOSED_REQUEST && value.equals(r.headers().get(header)))
+        .count();
+  }
+
+  /**
    * Clears stats and the fault request counter; keeps the defaults. Requests in flight at the time
    * of the reset are not counted in the new stats.
    */
